@@ -1,0 +1,49 @@
+// Stage 8: the guide's "Restart Application Services" and "Verify application startup": the
+// configured restart (local scripts, or a command on the app host over SSH), then a health gate
+// that polls until the app is healthy or the timeout passes.
+import * as pulumi from "@pulumi/pulumi";
+import { local } from "@pulumi/command";
+import { DeployConfig } from "../config";
+import { hookCommand, hookEnvironment } from "./hookCommand";
+
+export interface AppReleaseArgs {
+  config: DeployConfig;
+  backupSha256: pulumi.Input<string>;
+}
+
+export class AppRelease extends pulumi.ComponentResource {
+  public readonly healthy: pulumi.Output<boolean>;
+
+  constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vibes:app:AppRelease", name, {}, opts);
+    const app = args.config.app;
+    // Local: the app's scripts start it with the same settings the hooks get (secrets in the
+    // environment only). SSH: host and command travel in the environment, so no quoting is
+    // needed; the app host keeps its own settings.
+    const restart = new local.Command(`${name}-restart`, app.restartSshHost
+      ? {
+        create: `ssh -o BatchMode=yes -- "$VIBES_RESTART_HOST" "$VIBES_RESTART_COMMAND"`,
+        environment: {
+          ...hookEnvironment(args.config, [], [], args.backupSha256),
+          VIBES_RESTART_HOST: app.restartSshHost,
+          VIBES_RESTART_COMMAND: app.restartCommand,
+        },
+        logging: "stderr",
+      }
+      : {
+        create: app.restartCommand,
+        environment: hookEnvironment(args.config, ["database", "app"], ["databasePassword", "adminToken"], args.backupSha256),
+        logging: "stderr",
+      }, { parent: this, dependsOn: opts?.dependsOn });
+
+    const { result } = hookCommand<{ healthy: boolean; attempts: number; elapsedMs: number }>(`${name}-health-gate`, {
+      config: args.config,
+      step: "health-gate",
+      args: ["--timeout-seconds", String(app.healthGateTimeoutSeconds), "--interval-seconds", String(app.healthGateIntervalSeconds)],
+      env: ["app"],
+      backupSha256: args.backupSha256,
+    }, { parent: this, dependsOn: [restart] });
+    this.healthy = result.healthy;
+    this.registerOutputs({ healthy: this.healthy });
+  }
+}

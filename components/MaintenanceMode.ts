@@ -1,0 +1,31 @@
+// Stages 3 and 10: the app's maintenance mode through its admin endpoint. It goes on before
+// the backup, so that the manifest's counts and fingerprints still hold when the migration runs.
+import * as pulumi from "@pulumi/pulumi";
+import { DeployConfig } from "../config";
+import { hookCommand } from "./hookCommand";
+
+export interface MaintenanceModeArgs {
+  config: DeployConfig;
+  enabled: boolean;
+  /** Maintenance off follows the verified backup: a new backup runs the chain, and this, again. */
+  backupSha256?: pulumi.Input<string>;
+}
+
+export class MaintenanceMode extends pulumi.ComponentResource {
+  public readonly enabled: pulumi.Output<boolean>;
+
+  constructor(name: string, args: MaintenanceModeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vibes:maintenance:MaintenanceMode", name, {}, opts);
+    const { result } = hookCommand<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
+      config: args.config,
+      step: "maintenance",
+      args: [args.enabled ? "on" : "off"],
+      env: ["app"],
+      secrets: ["adminToken"],
+      backupSha256: args.backupSha256,
+    }, { parent: this, dependsOn: opts?.dependsOn });
+    // A boolean holds no secret; the output is secret only because the step got the token.
+    this.enabled = pulumi.unsecret(result.enabled);
+    this.registerOutputs({ enabled: this.enabled });
+  }
+}

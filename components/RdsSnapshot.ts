@@ -1,0 +1,49 @@
+// Stage 5 (AWS stacks): an RDS snapshot (or an Aurora cluster snapshot) named after the target
+// revision, taken while maintenance mode holds writes back: the fallback if the dump is not enough.
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { DeployConfig } from "../config";
+
+export interface RdsSnapshotArgs {
+  config: DeployConfig;
+  snapshot: NonNullable<DeployConfig["snapshot"]>;
+}
+
+export class RdsSnapshot extends pulumi.ComponentResource {
+  public readonly identifier: pulumi.Output<string>;
+  public readonly arn: pulumi.Output<string>;
+
+  constructor(name: string, args: RdsSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vibes:backup:RdsSnapshot", name, {}, opts);
+    const s = args.snapshot;
+    const tags = { "vibes:stack": args.config.stack, "vibes:targetRevision": args.config.migration.targetRevision };
+    // A new target revision means a new snapshot (a replacement). retainOnDelete keeps the old
+    // one in AWS when protection is on; `protect` is not set because it would block that
+    // replacement, and with it every rollback plan.
+    const resourceOpts: pulumi.CustomResourceOptions = {
+      parent: this,
+      dependsOn: opts?.dependsOn,
+      retainOnDelete: args.config.backup.protect,
+      // Creation time grows with the volume; the instance must also be `available` first.
+      customTimeouts: { create: "2h", delete: "30m" },
+    };
+    if (s.kind === "cluster") {
+      const snap = new aws.rds.ClusterSnapshot(`${name}-cluster-snapshot`, {
+        dbClusterIdentifier: s.sourceIdentifier,
+        dbClusterSnapshotIdentifier: s.identifier,
+        tags,
+      }, resourceOpts);
+      this.identifier = snap.dbClusterSnapshotIdentifier;
+      this.arn = snap.dbClusterSnapshotArn;
+    } else {
+      const snap = new aws.rds.Snapshot(`${name}-snapshot`, {
+        dbInstanceIdentifier: s.sourceIdentifier,
+        dbSnapshotIdentifier: s.identifier,
+        tags,
+      }, resourceOpts);
+      this.identifier = snap.dbSnapshotIdentifier;
+      this.arn = snap.dbSnapshotArn;
+    }
+    this.registerOutputs({ identifier: this.identifier, arn: this.arn });
+  }
+}

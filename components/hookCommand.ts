@@ -1,0 +1,122 @@
+// Builds the local.Command that runs one `bin/vibes-hooks` step (docs/architecture.md) and
+// parses its JSON result. Settings and secrets reach the step only through its environment.
+import * as pulumi from "@pulumi/pulumi";
+import { local } from "@pulumi/command";
+import { DeployConfig } from "../config";
+
+/** Relative on purpose: the engine runs commands in the project folder, and an absolute
+ * path (or `dir`) would differ per machine and re-run every command. */
+export const HOOK_CLI = "bin/vibes-hooks";
+
+/** Settings a step may need; each step gets only its groups, so an unrelated change
+ * (say, the lock timeout) does not re-run a backup. */
+export type EnvGroup = "database" | "app" | "backup" | "migration";
+export type SecretName = "databasePassword" | "adminToken";
+
+export interface HookCommandArgs {
+  config: DeployConfig;
+  /** `preflight`, `backup`, ...: also the `step` the JSON result must name. */
+  step: string;
+  /** Words after the step; values are shell-quoted when needed. */
+  args?: pulumi.Input<string>[];
+  env: EnvGroup[];
+  secrets?: SecretName[];
+  /** SHA-256 of the verified backup this step follows: a new backup re-runs the step. */
+  backupSha256?: pulumi.Input<string>;
+  /** Informational only: a delete must never undo work on the database. */
+  delete?: string;
+}
+
+export interface HookResult {
+  ok: true;
+  step: string;
+}
+
+export interface HookCommand<T> {
+  command: local.Command;
+  /** The step's parsed JSON result (secret when the step got a secret). */
+  result: pulumi.Output<T & HookResult>;
+}
+
+export function hookCommand<T extends object>(
+  name: string,
+  args: HookCommandArgs,
+  opts: pulumi.CustomResourceOptions,
+): HookCommand<T> {
+  const create = pulumi
+    .all(args.args ?? [])
+    .apply((words) => [HOOK_CLI, args.step, ...words.map(shellWord)].join(" "));
+  const command = new local.Command(
+    name,
+    {
+      create,
+      delete: args.delete,
+      environment: hookEnvironment(args.config, args.env, args.secrets ?? [], args.backupSha256),
+      // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
+      logging: "stderr",
+    },
+    opts,
+  );
+  return { command, result: command.stdout.apply((stdout) => parseHookResult<T>(args.step, stdout)) };
+}
+
+/** The environment of a step. The target revision and the migration files' checksum are in
+ * every step's inputs: changing either re-runs the chain (an in-place update, not a replacement). */
+export function hookEnvironment(
+  config: DeployConfig,
+  groups: EnvGroup[],
+  secrets: SecretName[],
+  backupSha256?: pulumi.Input<string>,
+): Record<string, pulumi.Input<string>> {
+  const env: Record<string, pulumi.Input<string> | undefined> = {
+    VIBES_TARGET_REVISION: config.migration.targetRevision,
+    VIBES_MIGRATION_FILES_SHA256: config.migration.filesSha256,
+    VIBES_BACKUP_SHA256: backupSha256,
+  };
+  if (groups.includes("database")) {
+    env.DATABASE_URL = config.database.url;
+    env.VIBES_TABLES = config.tables.join(",");
+  }
+  if (groups.includes("app")) env.VIBES_APP_URL = config.app.url;
+  if (groups.includes("backup")) {
+    const b = config.backup;
+    env.VIBES_BACKUP_TARGET = b.target;
+    if (b.target === "local") env.VIBES_BACKUP_DIR = b.dir;
+    else {
+      env.VIBES_BACKUP_BUCKET = b.bucketName;
+      env.VIBES_BACKUP_PREFIX = b.prefix;
+      env.VIBES_S3_ENDPOINT = b.s3Endpoint;
+      env.AWS_REGION = config.awsRegion;
+    }
+  }
+  if (groups.includes("migration")) {
+    env.VIBES_APP_DIR = config.app.dir;
+    env.VIBES_LOCK_TIMEOUT = config.migration.lockTimeout;
+    env.VIBES_STATEMENT_TIMEOUT = config.migration.statementTimeout;
+  }
+  // Secrets stay pulumi secrets: encrypted in state, masked in logs, and they make the
+  // command's stdout/stderr secret too.
+  if (secrets.includes("databasePassword")) env.VIBES_DB_PASSWORD = pulumi.secret(config.database.password);
+  if (secrets.includes("adminToken")) env.VIBES_ADMIN_TOKEN = pulumi.secret(config.adminToken);
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, pulumi.Input<string>] => e[1] !== undefined));
+}
+
+/** Parses the one JSON object a step prints on stdout. */
+export function parseHookResult<T>(step: string, stdout: string): T & HookResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout.trim());
+  } catch {
+    throw new Error(`vibes-hooks ${step}: stdout is not one JSON object (see docs/architecture.md); run the step by hand to see its output`);
+  }
+  const result = parsed as Partial<HookResult> | null;
+  if (!result || result.ok !== true || result.step !== step) {
+    throw new Error(`vibes-hooks ${step}: result is not {"ok": true, "step": "${step}", ...}`);
+  }
+  return parsed as T & HookResult;
+}
+
+/** Single-quotes a word for /bin/sh unless it is plainly safe (`{rev}` alone is not brace-expanded). */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:./{}-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

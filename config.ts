@@ -1,0 +1,367 @@
+// The one place configuration is read and validated. Every key is declared (with its default)
+// in Pulumi.yaml; the CLI merges those defaults into the stack's values before the program runs.
+// Every problem is collected and reported in ONE error, before any resource is registered.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { migrationFilesSha256 } from "./hooks/lib/migrationFiles";
+
+export const PROJECT = "vibes-db-deploy";
+const DEV_STACK = "dev";
+
+/** Where raw values come from: the Pulumi config under the engine, a plain map in tests. */
+export interface ConfigSource {
+  /** Raw string value (arrays as JSON) of a project key, or of a namespaced key like `aws:region`. */
+  get(key: string): string | undefined;
+  /** True when the stack holds the key encrypted (`secure:`). */
+  isSecret(key: string): boolean;
+}
+
+export type BackupTarget = "local" | "s3";
+export type MigrationMode = "alembic" | "sql";
+
+export interface DeployConfig {
+  stack: string;
+  database: {
+    /** postgresql://user@host:port/db[?sslmode=..], never with a password in it. */
+    url: string;
+    password: pulumi.Output<string>;
+  };
+  adminToken: pulumi.Output<string>;
+  tables: string[];
+  app: {
+    url: string;
+    dir: string;
+    /** Local shell command, or the remote command when `sshHost` is set. */
+    restartCommand: string;
+    restartSshHost?: string;
+    healthGateTimeoutSeconds: number;
+    healthGateIntervalSeconds: number;
+  };
+  migration: {
+    previousRevision: string;
+    targetRevision: string;
+    mode: MigrationMode;
+    /** sql mode: folder of up-to-<rev>.sql / down-to-<rev>.sql files. */
+    sqlDir?: string;
+    /** Overrides for `migrate --up/--down`; undefined = the mode's default. */
+    upCommand?: string;
+    downCommand?: string;
+    lockTimeout: string;
+    statementTimeout: string;
+    /** SHA-256 over <appDir>/migrations/versions/*.py, computed at plan time. */
+    filesSha256: string;
+  };
+  preflight: { minFreeSpaceRatio: number };
+  backup: {
+    target: BackupTarget;
+    /** Local target: folder for dumps and manifests. */
+    dir: string;
+    bucketName?: string;
+    prefix: string;
+    retentionDays: number;
+    encryption: "aws:kms" | "AES256";
+    kmsKeyId?: string;
+    s3Endpoint?: string;
+    /** protect + retainOnDelete on what holds backups (prod). */
+    protect: boolean;
+  };
+  snapshot?: {
+    kind: "instance" | "cluster";
+    /** The RDS instance or Aurora cluster to snapshot. */
+    sourceIdentifier: string;
+    /** Name of the snapshot, derived from the stack and the target revision. */
+    identifier: string;
+  };
+  awsRegion?: string;
+  /** Read the database during preview to log a plan summary. */
+  planSummary: boolean;
+}
+
+const REVISION = /^[A-Za-z0-9_]+$/;
+const TABLE = /^[a-z_][a-z0-9_]*$/;
+const PG_DURATION = /^([0-9]+)(us|ms|s|min|h|d)?$/;
+const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
+const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/** Reads the stack's configuration from Pulumi (program entry point). */
+export function readConfig(): DeployConfig {
+  const project = new pulumi.Config();
+  const secretKeys = parseSecretKeys(process.env.PULUMI_CONFIG_SECRET_KEYS);
+  return loadConfig(
+    {
+      get: (key) => {
+        const [ns, name] = key.includes(":") ? key.split(":", 2) : [undefined, key];
+        return ns ? new pulumi.Config(ns).get(name) : project.get(name);
+      },
+      // The language host lists the stack's encrypted keys in PULUMI_CONFIG_SECRET_KEYS.
+      isSecret: (key) => secretKeys.has(key.includes(":") ? key : `${PROJECT}:${key}`),
+    },
+    pulumi.getStack(),
+  );
+}
+
+function parseSecretKeys(raw: string | undefined): Set<string> {
+  try {
+    const keys: unknown = JSON.parse(raw || "[]");
+    return new Set(Array.isArray(keys) ? keys.map(String) : []);
+  } catch {
+    return new Set();
+  }
+}
+
+/** Validates raw values into a DeployConfig, or throws one error naming every bad key and its fix. */
+export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
+  const problems: string[] = [];
+  const bad = (key: string, problem: string, fix: string) => problems.push(`${key}: ${problem}; ${fix}`);
+  const setCmd = (key: string, example: string, secret = false) =>
+    `set it with: pulumi config set${secret ? " --secret" : ""} ${key} ${example} --stack ${stack}`;
+
+  const raw = (key: string): string | undefined => {
+    const v = source.get(key);
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const str = (key: string, example: string): string => {
+    const v = raw(key);
+    if (v === undefined) bad(key, "is not set", setCmd(key, example));
+    return v ?? "";
+  };
+  const int = (key: string, min: number, example: string): number => {
+    const v = raw(key);
+    if (v === undefined || !/^-?[0-9]+$/.test(v) || Number(v) < min) {
+      bad(key, v === undefined ? "is not set" : `must be an integer >= ${min} (got ${JSON.stringify(v)})`, setCmd(key, example));
+      return min;
+    }
+    return Number(v);
+  };
+  const bool = (key: string): boolean => {
+    const v = raw(key);
+    if (v !== "true" && v !== "false") {
+      bad(key, `must be true or false (got ${JSON.stringify(v)})`, setCmd(key, "true"));
+      return false;
+    }
+    return v === "true";
+  };
+  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
+    const v = raw(key);
+    if (!allowed.includes(v as T)) {
+      bad(key, `must be one of ${allowed.join(", ")} (got ${JSON.stringify(v)})`, setCmd(key, allowed[0]));
+      return allowed[0];
+    }
+    return v as T;
+  };
+  // A secret comes from the encrypted stack value, or (dev only) from a file the dev
+  // environment writes: there is no Pulumi CLI here to encrypt a dev value into Pulumi.dev.yaml.
+  const secret = (key: string, fileKey: string): pulumi.Output<string> => {
+    const value = raw(key);
+    const file = raw(fileKey);
+    if (value !== undefined && file !== undefined) {
+      bad(key, `is set together with ${fileKey}`, `keep one: pulumi config rm ${fileKey} --stack ${stack}`);
+    } else if (value !== undefined) {
+      if (!source.isSecret(key)) {
+        bad(key, "is stored in plain text in the stack file", `re-set it encrypted: pulumi config set --secret ${key} <value> --stack ${stack}`);
+      }
+      return pulumi.secret(value);
+    } else if (file !== undefined) {
+      if (stack !== DEV_STACK) {
+        bad(fileKey, `is only allowed on the ${DEV_STACK} stack`, `pulumi config rm ${fileKey} --stack ${stack} && pulumi config set --secret ${key} <value> --stack ${stack}`);
+      } else {
+        try {
+          const content = fs.readFileSync(file, "utf8").replace(/\r?\n$/, "");
+          if (content === "") bad(fileKey, `${file} is empty`, "run: npm run dev:env -- start (it writes the dev secrets)");
+          return pulumi.secret(content);
+        } catch {
+          bad(fileKey, `cannot read ${file}`, "run: npm run dev:env -- start (it writes the dev secrets)");
+        }
+      }
+    } else {
+      bad(key, "secret is missing", setCmd(key, "<value>", true));
+    }
+    return pulumi.secret("");
+  };
+
+  // --- database and secrets
+  const databaseUrl = str("databaseUrl", "postgresql://user@host:5432/db");
+  if (databaseUrl) checkDatabaseUrl(databaseUrl, (problem, fix) => bad("databaseUrl", problem, fix));
+  const password = secret("databasePassword", "databasePasswordFile");
+  const adminToken = secret("adminToken", "adminTokenFile");
+
+  let tables: string[] = [];
+  const tablesRaw = raw("tables");
+  try {
+    const parsed: unknown = JSON.parse(tablesRaw ?? "null");
+    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((t) => typeof t === "string" && TABLE.test(t))) {
+      throw new Error("bad");
+    }
+    tables = parsed as string[];
+  } catch {
+    bad("tables", `must be a non-empty list of lowercase table names (got ${JSON.stringify(tablesRaw)})`,
+      `set it with: pulumi config set --path 'tables[0]' users --stack ${stack} (one entry per table)`);
+  }
+
+  // --- app
+  const appUrl = str("appUrl", "http://127.0.0.1:8000");
+  if (appUrl && !/^https?:\/\/[^/\s]+/.test(appUrl)) bad("appUrl", `must be an http(s) URL (got ${JSON.stringify(appUrl)})`, setCmd("appUrl", "http://127.0.0.1:8000"));
+  const appDir = str("appDir", "app");
+  const restartCommand = str("restartCommand", "'app/scripts/stop.sh && app/scripts/start.sh'");
+  const restartSshHost = raw("restartSshHost");
+  if (restartSshHost !== undefined && !/^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+$/.test(restartSshHost)) {
+    bad("restartSshHost", `must be host or user@host (got ${JSON.stringify(restartSshHost)})`, setCmd("restartSshHost", "deploy@app-1.internal"));
+  }
+  const healthGateTimeoutSeconds = int("healthGateTimeoutSeconds", 1, "120");
+  const healthGateIntervalSeconds = int("healthGateIntervalSeconds", 1, "2");
+  if (healthGateIntervalSeconds > healthGateTimeoutSeconds) {
+    bad("healthGateIntervalSeconds", "is longer than healthGateTimeoutSeconds", setCmd("healthGateIntervalSeconds", "2"));
+  }
+
+  // --- migration
+  const revision = (key: string, example: string) => {
+    const v = str(key, example);
+    if (v && !REVISION.test(v)) bad(key, `must be an alembic revision id (letters, digits, _; got ${JSON.stringify(v)})`, setCmd(key, example));
+    return v;
+  };
+  const previousRevision = revision("previousRevision", "0000_initial");
+  const targetRevision = revision("targetRevision", "001_uuid_schema_migration");
+  const mode = oneOf("migrationMode", ["alembic", "sql"] as const);
+  const sqlDir = raw("sqlDir");
+  if (mode === "sql" && sqlDir === undefined) bad("sqlDir", "is required when migrationMode is sql", setCmd("sqlDir", "migrations/sql"));
+  const upCommand = raw("upCommand");
+  const downCommand = raw("downCommand");
+  const duration = (key: string, example: string) => {
+    const v = str(key, example);
+    const m = PG_DURATION.exec(v);
+    if (v && (!m || Number(m[1]) <= 0)) bad(key, `must be a positive PostgreSQL duration like ${example} (got ${JSON.stringify(v)})`, setCmd(key, example));
+    return v;
+  };
+  const lockTimeout = duration("lockTimeout", "5s");
+  const statementTimeout = duration("statementTimeout", "30min");
+  let filesSha256 = "";
+  const versionsDir = path.join(appDir, "migrations", "versions");
+  if (appDir) {
+    try {
+      filesSha256 = migrationFilesSha256(versionsDir);
+    } catch {
+      bad("appDir", `${versionsDir} cannot be read`, setCmd("appDir", "app") + " (the folder holding alembic.ini and migrations/versions/)");
+    }
+  }
+
+  const ratioRaw = str("minFreeSpaceRatio", "1.5");
+  const minFreeSpaceRatio = Number(ratioRaw);
+  if (ratioRaw && !(Number.isFinite(minFreeSpaceRatio) && minFreeSpaceRatio > 0)) {
+    bad("minFreeSpaceRatio", `must be a positive number (got ${JSON.stringify(ratioRaw)})`, setCmd("minFreeSpaceRatio", "1.5"));
+  }
+
+  // --- backups
+  const target = oneOf("backupTarget", ["local", "s3"] as const);
+  const backupDir = raw("backupDir") ?? "";
+  if (target === "local" && !backupDir) bad("backupDir", "is required when backupTarget is local", setCmd("backupDir", ".dev/backups"));
+  const bucketName = raw("backupBucketName");
+  if (target === "s3") {
+    if (bucketName === undefined) {
+      bad("backupBucketName", "is required when backupTarget is s3", setCmd("backupBucketName", `vibes-backups-${stack}-<account>`));
+    } else {
+      const why = s3BucketNameProblem(bucketName);
+      if (why) bad("backupBucketName", `${JSON.stringify(bucketName)} breaks S3 bucket naming rules: ${why}`, setCmd("backupBucketName", `vibes-backups-${stack}-<account>`));
+    }
+  }
+  const prefix = str("backupPrefix", "pre-uuid-migration/");
+  if (prefix && (!prefix.endsWith("/") || prefix.startsWith("/"))) bad("backupPrefix", `must end with / and not start with / (got ${JSON.stringify(prefix)})`, setCmd("backupPrefix", "pre-uuid-migration/"));
+  const retentionDays = int("backupRetentionDays", 1, "30");
+  const encryption = oneOf("backupEncryption", ["aws:kms", "AES256"] as const);
+  const kmsKeyId = raw("backupKmsKeyId");
+  if (kmsKeyId !== undefined && encryption !== "aws:kms") bad("backupKmsKeyId", "is set but backupEncryption is not aws:kms", setCmd("backupEncryption", "aws:kms"));
+  const s3Endpoint = raw("backupS3Endpoint");
+  if (s3Endpoint !== undefined && !/^https?:\/\/[^/\s]+/.test(s3Endpoint)) bad("backupS3Endpoint", `must be an http(s) URL (got ${JSON.stringify(s3Endpoint)})`, setCmd("backupS3Endpoint", "http://127.0.0.1:4568"));
+  const protect = bool("protectBackups");
+
+  // --- RDS snapshot
+  const snapshotEnabled = bool("snapshotEnabled");
+  const instanceId = raw("rdsInstanceIdentifier");
+  const clusterId = raw("rdsClusterIdentifier");
+  let snapshot: DeployConfig["snapshot"];
+  if (snapshotEnabled) {
+    if ((instanceId === undefined) === (clusterId === undefined)) {
+      bad("rdsInstanceIdentifier", "snapshotEnabled needs exactly one of rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)",
+        setCmd("rdsInstanceIdentifier", `vibes-${stack}`) + ", or rdsClusterIdentifier for Aurora");
+    } else {
+      const [key, id] = instanceId !== undefined ? ["rdsInstanceIdentifier", instanceId] : ["rdsClusterIdentifier", clusterId as string];
+      if (!RDS_ID.test(id)) bad(key, `${JSON.stringify(id)} is not an RDS identifier (letter first, letters/digits/hyphens, no -- or trailing -, <= 63)`, setCmd(key, `vibes-${stack}`));
+      const kind = instanceId !== undefined ? "instance" : "cluster";
+      snapshot = { kind, sourceIdentifier: id, identifier: snapshotIdentifier(stack, targetRevision, kind === "cluster" ? 63 : 255) };
+    }
+  }
+
+  const awsRegion = raw("aws:region");
+  const usesAws = target === "s3" || snapshotEnabled;
+  if (usesAws && awsRegion === undefined) bad("aws:region", "is required for the S3 backup vault and the RDS snapshot", `set it with: pulumi config set aws:region eu-west-1 --stack ${stack}`);
+
+  // --- rules for the production stack
+  if (stack === "prod") {
+    if (!snapshotEnabled) bad("snapshotEnabled", "must be true on prod (the migration needs an RDS snapshot to fall back to)", setCmd("snapshotEnabled", "true"));
+    if (!protect) bad("protectBackups", "must be true on prod (backups are protected and retained)", setCmd("protectBackups", "true"));
+    if (target !== "s3") bad("backupTarget", "must be s3 on prod (backups leave the database host)", setCmd("backupTarget", "s3"));
+  }
+
+  const planSummary = bool("planSummary");
+
+  if (problems.length > 0) {
+    throw new Error(`invalid configuration for stack ${stack} (${problems.length} problem${problems.length > 1 ? "s" : ""}):\n  - ${problems.join("\n  - ")}`);
+  }
+  return {
+    stack,
+    database: { url: databaseUrl, password },
+    adminToken,
+    tables,
+    app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
+    migration: { previousRevision, targetRevision, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, filesSha256 },
+    preflight: { minFreeSpaceRatio },
+    backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
+    snapshot,
+    awsRegion,
+    planSummary,
+  };
+}
+
+function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => void): void {
+  const example = "postgresql://user@host:5432/db?sslmode=require";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // The raw value is not echoed: it could hold a password.
+    bad("is not a URL", `use the form ${example}`);
+    return;
+  }
+  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") bad(`scheme must be postgresql:// (got ${url.protocol}//)`, `use the form ${example}`);
+  if (url.password) bad("holds a password", "remove it from the URL and set databasePassword with: pulumi config set --secret databasePassword <value>");
+  if (!url.username) bad("names no user", `use the form ${example}`);
+  if (!url.hostname) bad("names no host", `use the form ${example}`);
+  const db = url.pathname.replace(/^\//, "");
+  if (!db || db.includes("/")) bad("names no database (or more than one path segment)", `use the form ${example}`);
+  const sslmode = url.searchParams.get("sslmode");
+  if (sslmode !== null && !SSL_MODES.includes(sslmode)) bad(`sslmode ${JSON.stringify(sslmode)} is unknown`, `use one of ${SSL_MODES.join(", ")}`);
+}
+
+/** Why `name` breaks S3's general purpose bucket naming rules, or undefined when it is fine. */
+export function s3BucketNameProblem(name: string): string | undefined {
+  if (name.length < 3 || name.length > 63) return "must be 3 to 63 characters long";
+  if (!/^[a-z0-9.-]+$/.test(name)) return "only lowercase letters, digits, dots and hyphens are allowed";
+  if (!/^[a-z0-9]/.test(name) || !/[a-z0-9]$/.test(name)) return "must start and end with a letter or digit";
+  if (name.includes("..")) return "must not contain two adjacent dots";
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return "must not look like an IP address";
+  const prefix = ["xn--", "sthree-", "amzn-s3-demo-"].find((p) => name.startsWith(p));
+  if (prefix) return `must not start with ${prefix}`;
+  const suffix = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].find((s) => name.endsWith(s));
+  if (suffix) return `must not end with ${suffix}`;
+  return undefined;
+}
+
+/** RDS snapshot name for the target revision: letters, digits and single hyphens, letter first. */
+export function snapshotIdentifier(stack: string, revision: string, maxLength: number): string {
+  return `vibes-${stack}-pre-${revision}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/-{2,}/g, "-")
+    .slice(0, maxLength)
+    .replace(/-+$/, "");
+}

@@ -1,0 +1,339 @@
+// The program under mocks, per real stack file: what each stack holds, the graph's edges as the
+// engine receives them, re-run inputs, secrets, and the stack outputs' contract.
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS } from "./harness";
+
+const COMMAND = "command:local:Command";
+const BUCKET_SIDE_TYPES = [
+  "aws:s3/bucketVersioning:BucketVersioning",
+  "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+  "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+  "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+  "aws:s3/bucketPolicy:BucketPolicy",
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+];
+const FILES_SHA = migrationFilesSha256(path.join(ROOT, "app/migrations/versions"));
+
+function byName(run: ProgramRun, name: string): Registration {
+  const found = run.registrations.find((r) => r.name === name);
+  assert.ok(found, `no resource named ${name}; have ${run.registrations.map((r) => r.name).join(", ")}`);
+  return found;
+}
+const ofType = (run: ProgramRun, type: string) => run.registrations.filter((r) => r.type === type);
+const env = (r: Registration) => r.inputs.environment as Record<string, string>;
+const wireEnv = (r: Registration) => r.wire.environment as Record<string, unknown>;
+
+describe("program", function () {
+  const runs: Record<string, ProgramRun> = {};
+  before(async () => {
+    for (const stack of ["dev", "test", "prod"]) runs[stack] = await runProgram(stack);
+  });
+
+  describe("resources per stack", () => {
+    it("dev has no AWS resources and a local backup folder", () => {
+      const dev = runs.dev;
+      assert.deepEqual(dev.registrations.filter((r) => r.type.startsWith("aws:")).map((r) => r.name), []);
+      const folder = byName(dev, "backup-vault-folder");
+      assert.equal(env(folder).VIBES_BACKUP_DIR, ".dev/backups");
+      assert.equal(folder.inputs.delete, undefined, "removing the folder would remove the backups");
+    });
+
+    for (const stack of ["test", "prod"]) {
+      it(`${stack} has the hardened bucket and an RDS snapshot named after the target revision`, () => {
+        const run = runs[stack];
+        const bucket = byName(run, "backup-vault-bucket");
+        assert.equal(bucket.inputs.bucket, `vibes-backups-${stack}-eu-west-1`);
+        assert.equal(bucket.inputs.forceDestroy, false);
+        for (const type of BUCKET_SIDE_TYPES) {
+          const side = ofType(run, type);
+          assert.equal(side.length, 1, type);
+          assert.equal(side[0].inputs.bucket, "backup-vault-bucket-id", `${type} must configure the vault's bucket`);
+        }
+        const snapshot = byName(run, "rds-snapshot-snapshot");
+        assert.equal(snapshot.type, "aws:rds/snapshot:Snapshot");
+        assert.equal(snapshot.inputs.dbInstanceIdentifier, `vibes-${stack}`);
+        assert.equal(snapshot.inputs.dbSnapshotIdentifier, `vibes-${stack}-pre-001-uuid-schema-migration`);
+      });
+    }
+
+    it("uses a cluster snapshot for Aurora", async () => {
+      const run = await runProgram("test", { overrides: { rdsInstanceIdentifier: undefined, rdsClusterIdentifier: "vibes-test-aurora" } });
+      assert.equal(ofType(run, "aws:rds/snapshot:Snapshot").length, 0);
+      const snap = byName(run, "rds-snapshot-cluster-snapshot");
+      assert.equal(snap.inputs.dbClusterIdentifier, "vibes-test-aurora");
+      assert.equal(snap.inputs.dbClusterSnapshotIdentifier, "vibes-test-pre-001-uuid-schema-migration");
+    });
+  });
+
+  describe("backup vault hardening", () => {
+    it("versions, encrypts, blocks public access, enforces ownership, denies plain HTTP, expires old backups", () => {
+      const run = runs.prod;
+      const input = (type: string) => ofType(run, type)[0].inputs as Record<string, never>;
+      assert.deepEqual(input(BUCKET_SIDE_TYPES[0]).versioningConfiguration, { status: "Enabled" });
+      const sse = input(BUCKET_SIDE_TYPES[1]).rules[0] as Record<string, Record<string, unknown>>;
+      assert.equal(sse.applyServerSideEncryptionByDefault.sseAlgorithm, "aws:kms");
+      const pab = input(BUCKET_SIDE_TYPES[2]);
+      for (const k of ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]) assert.equal(pab[k], true, k);
+      assert.deepEqual(input(BUCKET_SIDE_TYPES[3]).rule, { objectOwnership: "BucketOwnerEnforced" });
+      const policy = JSON.parse(input(BUCKET_SIDE_TYPES[4]).policy);
+      const deny = policy.Statement.find((s: { Effect: string }) => s.Effect === "Deny");
+      assert.deepEqual(deny.Condition, { Bool: { "aws:SecureTransport": "false" } });
+      assert.deepEqual(deny.Resource, ["arn:aws:s3:::vibes-backups-prod-eu-west-1", "arn:aws:s3:::vibes-backups-prod-eu-west-1/*"]);
+      assert.equal(deny.Action, "s3:*");
+      const rule = (input(BUCKET_SIDE_TYPES[5]).rules as Record<string, Record<string, unknown>>[])[0];
+      assert.equal(rule.status, "Enabled");
+      assert.deepEqual(rule.filter, { prefix: "pre-uuid-migration/" });
+      assert.equal(rule.expiration.days, 90);
+      assert.equal(rule.noncurrentVersionExpiration.noncurrentDays, 90);
+      assert.equal(rule.abortIncompleteMultipartUpload.daysAfterInitiation, 7);
+    });
+
+    it("uses AES256 and a KMS key only as configured", async () => {
+      const aes = await runProgram("test", { overrides: { backupEncryption: "AES256" } });
+      const rule = (ofType(aes, BUCKET_SIDE_TYPES[1])[0].inputs.rules as Record<string, Record<string, unknown>>[])[0];
+      assert.equal(rule.applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+      assert.equal(rule.applyServerSideEncryptionByDefault.kmsMasterKeyId, undefined);
+    });
+
+    it("protects and retains the prod bucket and retains the prod snapshot; test does neither", () => {
+      const prodBucket = byName(runs.prod, "backup-vault-bucket");
+      assert.ok(prodBucket.protect && prodBucket.retainOnDelete, "prod bucket: protect + retainOnDelete");
+      assert.ok(byName(runs.prod, "rds-snapshot-snapshot").retainOnDelete, "prod snapshot: retainOnDelete");
+      const testBucket = byName(runs.test, "backup-vault-bucket");
+      assert.ok(!testBucket.protect && !testBucket.retainOnDelete);
+    });
+  });
+
+  describe("commands", () => {
+    for (const stack of ["dev", "test", "prod"]) {
+      it(`${stack}: every stage runs bin/vibes-hooks (relative, no dir, no triggers), logging stderr only`, () => {
+        const commands = ofType(runs[stack], COMMAND);
+        const steps = commands.map((c) => String(c.inputs.create).split(" ").slice(0, 3).join(" "));
+        assert.deepEqual(steps.filter((s) => s.startsWith("bin/vibes-hooks")).sort(), [
+          "bin/vibes-hooks backup --label",
+          "bin/vibes-hooks health-gate --timeout-seconds",
+          "bin/vibes-hooks maintenance off",
+          "bin/vibes-hooks maintenance on",
+          "bin/vibes-hooks migrate --to",
+          "bin/vibes-hooks preflight --expect-revision",
+          "bin/vibes-hooks smoke",
+          "bin/vibes-hooks validate performance",
+          "bin/vibes-hooks validate schema",
+          "bin/vibes-hooks verify-restore --uri",
+        ]);
+        for (const c of commands) {
+          assert.equal(c.inputs.dir, undefined, `${c.name}: no dir`);
+          assert.equal(c.inputs.triggers, undefined, `${c.name}: triggers replace (create-before-delete)`);
+          assert.equal(c.inputs.logging, "stderr", `${c.name}: logging`);
+        }
+      });
+    }
+
+    it("migrates to the target revision from the verified manifest, with the files' checksum", () => {
+      const migrate = byName(runs.test, "migration-migrate");
+      const manifest = runs.test.resolved.backupManifestUri as string;
+      assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA}`);
+      assert.ok(!/vibes-hooks|downgrade|migrate/.test(String(migrate.inputs.delete)), "delete must never downgrade");
+      assert.equal(env(migrate).VIBES_LOCK_TIMEOUT, "5s");
+      assert.equal(env(byName(runs.prod, "migration-migrate")).VIBES_LOCK_TIMEOUT, "3s");
+      assert.equal(env(migrate).VIBES_APP_DIR, "app");
+      const validate = byName(runs.test, "validation-validate");
+      assert.equal(validate.inputs.create, `bin/vibes-hooks validate schema data --manifest ${manifest}`);
+    });
+
+    it("passes SQL-mode migration commands with {rev} left for the hook", async () => {
+      const run = await runProgram("test", { overrides: { migrationMode: "sql", sqlDir: "migrations/sql" } });
+      const create = String(byName(run, "migration-migrate").inputs.create);
+      assert.match(create, /--up 'psql "\$DATABASE_URL" -v ON_ERROR_STOP=1 --single-transaction -f migrations\/sql\/up-to-\{rev\}\.sql'/);
+      assert.match(create, /--down '.*down-to-\{rev\}\.sql'/);
+    });
+
+    it("gives each step its settings through the environment", () => {
+      const run = runs.test;
+      const backup = env(byName(run, "backup-dump"));
+      assert.equal(backup.DATABASE_URL, "postgresql://vibes@vibes-test.cluster-placeholder.eu-west-1.rds.amazonaws.com:5432/vibes_test?sslmode=require");
+      assert.equal(backup.VIBES_TABLES, "users,journals,tags,journal_tags");
+      assert.equal(backup.VIBES_BACKUP_TARGET, "s3");
+      assert.equal(backup.VIBES_BACKUP_BUCKET, "vibes-backups-test-eu-west-1");
+      assert.equal(backup.VIBES_BACKUP_PREFIX, "pre-uuid-migration/");
+      assert.equal(backup.AWS_REGION, "eu-west-1");
+      const devBackup = env(byName(runs.dev, "backup-dump"));
+      assert.equal(devBackup.VIBES_BACKUP_TARGET, "local");
+      assert.equal(devBackup.VIBES_BACKUP_DIR, ".dev/backups");
+      assert.equal(devBackup.AWS_REGION, undefined);
+      assert.equal(env(byName(run, "maintenance-on-maintenance")).VIBES_APP_URL, "https://vibes-test.internal.example");
+      assert.equal(byName(run, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 120 --interval-seconds 2");
+      assert.equal(byName(runs.dev, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 60 --interval-seconds 2");
+      assert.equal(byName(run, "preflight-preflight").inputs.create,
+        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5");
+    });
+
+    it("restarts over SSH on AWS stacks (host and command in the environment) and locally on dev", () => {
+      const remote = byName(runs.prod, "app-release-restart");
+      assert.equal(remote.inputs.create, `ssh -o BatchMode=yes -- "$VIBES_RESTART_HOST" "$VIBES_RESTART_COMMAND"`);
+      assert.equal(env(remote).VIBES_RESTART_HOST, "deploy@vibes-prod-app.internal.example");
+      assert.equal(env(remote).VIBES_RESTART_COMMAND, "sudo systemctl restart vibes");
+      assert.deepEqual(secretPaths(remote.wire), [], "the remote restart gets no secrets");
+      const localRestart = byName(runs.dev, "app-release-restart");
+      assert.equal(localRestart.inputs.create, "app/scripts/stop.sh && app/scripts/start.sh");
+    });
+  });
+
+  describe("graph order", () => {
+    // [stage command, the commands or resources it must wait for]
+    const edges = (aws: boolean): [string, string[]][] => [
+      [aws ? "backup-vault-bucket" : "backup-vault-folder", ["preflight-preflight"]],
+      ["maintenance-on-maintenance", aws ? ["backup-vault-bucket", "backup-vault-encryption", "backup-vault-public-access", "backup-vault-tls-only"] : ["backup-vault-folder"]],
+      ["backup-dump", ["maintenance-on-maintenance"]],
+      ["backup-verify-restore", ["backup-dump"]],
+      ...(aws ? [["rds-snapshot-snapshot", ["backup-verify-restore"]] as [string, string[]]] : []),
+      ["migration-migrate", aws ? ["backup-verify-restore", "rds-snapshot-snapshot"] : ["backup-verify-restore"]],
+      ["validation-validate", ["migration-migrate", "backup-verify-restore"]],
+      ["app-release-restart", ["validation-validate"]],
+      ["app-release-health-gate", ["app-release-restart"]],
+      ["post-deploy-checks-smoke", ["app-release-health-gate"]],
+      ["post-deploy-checks-performance", ["app-release-health-gate"]],
+      ["maintenance-off-maintenance", ["post-deploy-checks-smoke", "post-deploy-checks-performance"]],
+    ];
+    for (const stack of ["dev", "test", "prod"]) {
+      it(`${stack}: each stage waits for the ones it must`, () => {
+        const run = runs[stack];
+        for (const [stage, before] of edges(stack !== "dev")) {
+          const deps = byName(run, stage).dependencies;
+          for (const b of before) assert.ok(deps.includes(byName(run, b).urn), `${stage} must depend on ${b}`);
+        }
+      });
+    }
+
+    it("the verified backup's checksum reaches every stage after it, so a new backup re-runs them", () => {
+      const sha = runs.test.resolved.backupSha256;
+      for (const name of ["migration-migrate", "validation-validate", "app-release-restart", "app-release-health-gate",
+        "post-deploy-checks-smoke", "post-deploy-checks-performance", "maintenance-off-maintenance"]) {
+        assert.equal(env(byName(runs.test, name)).VIBES_BACKUP_SHA256, sha, name);
+      }
+    });
+  });
+
+  describe("re-runs", () => {
+    const inputsByName = (run: ProgramRun) => new Map(run.registrations.map((r) => [r.name, JSON.stringify(r.wire)]));
+
+    it("an unchanged up registers identical inputs (nothing re-runs)", async () => {
+      const again = await runProgram("prod");
+      assert.deepEqual(inputsByName(again), inputsByName(runs.prod));
+    });
+
+    it("a new target revision changes every stage from maintenance-on onward, and only those", async () => {
+      const rollback = await runProgram("prod", { overrides: { targetRevision: "0000_initial" } });
+      const before = inputsByName(runs.prod);
+      const changed = [...inputsByName(rollback)].filter(([name, wire]) => before.get(name) !== wire).map(([name]) => name).sort();
+      assert.deepEqual(changed, [
+        "app-release-health-gate", "app-release-restart", "backup-dump", "backup-verify-restore",
+        "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate",
+        "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight",
+        "rds-snapshot-snapshot", "validation-validate",
+      ]);
+      assert.match(String(byName(rollback, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial /);
+      assert.equal(byName(rollback, "rds-snapshot-snapshot").inputs.dbSnapshotIdentifier, "vibes-prod-pre-0000-initial");
+    });
+  });
+
+  describe("secrets", () => {
+    for (const stack of ["dev", "test", "prod"]) {
+      it(`${stack}: no secret in any plain input, command string or output`, async () => {
+        const run = runs[stack];
+        for (const r of run.registrations) {
+          for (const secret of Object.values(TEST_SECRETS)) {
+            assert.deepEqual(plainOccurrences(r.wire, secret), [], `${r.name} holds a secret in plain inputs`);
+          }
+          if (r.type === COMMAND) assert.equal(typeof r.wire.create, "string", `${r.name}: the command string is plain text, free of secrets`);
+        }
+        for (const [key, value] of Object.entries(run.outputs)) {
+          if (pulumi.Output.isInstance(value)) assert.equal(await pulumi.isSecret(value), false, `output ${key} must be plain`);
+          for (const secret of Object.values(TEST_SECRETS)) assert.ok(!JSON.stringify(run.resolved[key]).includes(secret), key);
+        }
+      });
+    }
+
+    it("each step gets only the secrets it needs, as secrets", () => {
+      const expected: Record<string, string[]> = {
+        "preflight-preflight": ["environment.VIBES_DB_PASSWORD"],
+        "maintenance-on-maintenance": ["environment.VIBES_ADMIN_TOKEN"],
+        "backup-dump": ["environment.VIBES_DB_PASSWORD"],
+        "backup-verify-restore": ["environment.VIBES_DB_PASSWORD"],
+        "migration-migrate": ["environment.VIBES_DB_PASSWORD"],
+        "validation-validate": ["environment.VIBES_DB_PASSWORD"],
+        "app-release-restart": ["environment.VIBES_ADMIN_TOKEN", "environment.VIBES_DB_PASSWORD"],
+        "app-release-health-gate": [],
+        "post-deploy-checks-smoke": ["environment.VIBES_ADMIN_TOKEN"],
+        "post-deploy-checks-performance": ["environment.VIBES_DB_PASSWORD"],
+        "maintenance-off-maintenance": ["environment.VIBES_ADMIN_TOKEN"],
+        "backup-vault-folder": [],
+      };
+      for (const [name, paths] of Object.entries(expected)) {
+        assert.deepEqual(secretPaths(byName(runs.dev, name).wire).sort(), paths, name);
+      }
+      assert.equal((wireEnv(byName(runs.test, "backup-dump")).VIBES_DB_PASSWORD as { value: string }).value, TEST_SECRETS.databasePassword);
+    });
+  });
+
+  describe("stack outputs", () => {
+    const common = ["appUrl", "backupBytes", "backupManifestUri", "backupObjectUri", "backupSha256", "idType",
+      "migrationFilesSha256", "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validationSummary"];
+    const expected: Record<string, string[]> = {
+      dev: [...common, "backupFolder"],
+      test: [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier"],
+      prod: [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier"],
+    };
+    for (const stack of ["dev", "test", "prod"]) {
+      it(`${stack}: the set is pinned (docs/outputs.md)`, () => {
+        assert.deepEqual(Object.keys(runs[stack].outputs).sort(), expected[stack].sort());
+      });
+    }
+
+    it("carries the values other teams read", () => {
+      const o = runs.prod.resolved;
+      assert.equal(o.backupBucketName, "vibes-backups-prod-eu-west-1");
+      assert.equal(o.backupBucketArn, "arn:aws:s3:::vibes-backups-prod-eu-west-1");
+      assert.match(String(o.backupObjectUri), /^s3:\/\/vibes-backups-prod-eu-west-1\/pre-uuid-migration\//);
+      assert.match(String(o.backupSha256), /^[0-9a-f]{64}$/);
+      assert.equal(o.backupBytes, 4096);
+      assert.equal(o.snapshotIdentifier, "vibes-prod-pre-001-uuid-schema-migration");
+      assert.match(String(o.snapshotArn), /^arn:aws:rds:.*:snapshot:vibes-prod-pre-001-uuid-schema-migration$/);
+      assert.equal(o.schemaRevisionBefore, "0000_initial");
+      assert.equal(o.schemaRevisionAfter, "001_uuid_schema_migration");
+      assert.equal(o.idType, "uuid");
+      assert.equal(o.validationSummary, "12/12 checks passed");
+      assert.equal(o.migrationFilesSha256, FILES_SHA);
+      assert.equal(o.appUrl, "https://vibes.example");
+      assert.equal(runs.dev.resolved.backupFolder, ".dev/backups");
+    });
+  });
+
+  describe("preview", () => {
+    it("plans the whole graph without running anything", async () => {
+      const preview = await runProgram("prod", { preview: true });
+      assert.equal(preview.registrations.length, runs.prod.registrations.length);
+    });
+
+    it("warns and goes on when the plan summary cannot reach the database", async () => {
+      const warnings: string[] = [];
+      const original = console.warn;
+      console.warn = (msg: string) => warnings.push(msg);
+      try {
+        const preview = await runProgram("dev", {
+          preview: true,
+          overrides: { planSummary: "true", databaseUrl: "postgresql://vibes@127.0.0.1:1/vibes_dev" },
+        });
+        assert.ok(preview.registrations.length > 0);
+      } finally {
+        console.warn = original;
+      }
+      const warning = warnings.find((w) => w.includes("plan summary skipped"));
+      assert.ok(warning, warnings.join("\n"));
+      assert.ok(!warning.includes(TEST_SECRETS.databasePassword));
+    });
+  });
+});
