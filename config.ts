@@ -19,6 +19,7 @@ export interface ConfigSource {
 
 export type BackupTarget = "local" | "s3";
 export type MigrationMode = "alembic" | "sql";
+export type IdType = "integer" | "uuid";
 
 export interface DeployConfig {
   stack: string;
@@ -39,8 +40,11 @@ export interface DeployConfig {
     healthGateIntervalSeconds: number;
   };
   migration: {
-    previousRevision: string;
+    /** Every revision the database may be at before a run (revisionIdTypes). */
+    knownRevisions: string[];
     targetRevision: string;
+    /** The id type the covered tables have at targetRevision. */
+    expectedIdType: IdType;
     mode: MigrationMode;
     /** sql mode: folder of up-to-<rev>.sql / down-to-<rev>.sql files. */
     sqlDir?: string;
@@ -220,8 +224,14 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     if (v && !REVISION.test(v)) bad(key, `must be an alembic revision id (letters, digits, _; got ${JSON.stringify(v)})`, setCmd(key, example));
     return v;
   };
-  const previousRevision = revision("previousRevision", "0000_initial");
   const targetRevision = revision("targetRevision", "001_uuid_schema_migration");
+  const idTypes = revisionIdTypes(raw("revisionIdTypes"), (problem) =>
+    bad("revisionIdTypes", problem, `set it with: pulumi config set --path 'revisionIdTypes[0]' 0000_initial=integer --stack ${stack} (one entry per revision)`));
+  const expectedIdType = idTypes.get(targetRevision) ?? "uuid";
+  if (idTypes.size > 0 && targetRevision && !idTypes.has(targetRevision)) {
+    bad("targetRevision", `${JSON.stringify(targetRevision)} is not one of revisionIdTypes (${[...idTypes.keys()].join(", ")})`,
+      `set targetRevision to one of them, or add "${targetRevision}=uuid" to revisionIdTypes`);
+  }
   const mode = oneOf("migrationMode", ["alembic", "sql"] as const);
   const sqlDir = raw("sqlDir");
   if (mode === "sql" && sqlDir === undefined) bad("sqlDir", "is required when migrationMode is sql", setCmd("sqlDir", "migrations/sql"));
@@ -313,13 +323,34 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
-    migration: { previousRevision, targetRevision, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, filesSha256 },
+    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
     snapshot,
     awsRegion,
     planSummary,
   };
+}
+
+/** Parses revisionIdTypes (a JSON list of "revision=integer|uuid") into an ordered map. */
+function revisionIdTypes(raw: string | undefined, bad: (problem: string) => void): Map<string, IdType> {
+  const types = new Map<string, IdType>();
+  let entries: unknown;
+  try {
+    entries = JSON.parse(raw ?? "null");
+  } catch {
+    entries = null;
+  }
+  if (!Array.isArray(entries) || entries.length === 0) {
+    bad(`must be a non-empty list of revision=integer|uuid (got ${JSON.stringify(raw)})`);
+    return types;
+  }
+  for (const entry of entries) {
+    const m = typeof entry === "string" ? /^([A-Za-z0-9_]+)=(integer|uuid)$/.exec(entry) : null;
+    if (!m) bad(`entry ${JSON.stringify(entry)} is not revision=integer or revision=uuid`);
+    else types.set(m[1], m[2] as IdType);
+  }
+  return types;
 }
 
 function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => void): void {

@@ -19,15 +19,16 @@ export interface ValidationCheck {
 
 export class MigrationValidation extends pulumi.ComponentResource {
   public readonly summary: pulumi.Output<string>;
-  /** The id type the checks found (`uuid` after the migration, `integer` after a rollback). */
+  /** The id type the checks proved (`uuid` after the migration, `integer` after a rollback). */
   public readonly idType: pulumi.Output<string>;
 
   constructor(name: string, args: MigrationValidationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:MigrationValidation", name, {}, opts);
-    const { result } = hookCommand<{ checks: ValidationCheck[]; summary: string; idType?: string }>(`${name}-validate`, {
+    const idType = args.config.migration.expectedIdType;
+    const { result } = hookCommand<{ checks: ValidationCheck[]; summary: string }>(`${name}-validate`, {
       config: args.config,
       step: "validate",
-      args: ["schema", "data", "--manifest", args.manifestUri],
+      args: ["schema", "data", "--manifest", args.manifestUri, "--id-type", idType],
       env: ["database", "backup"],
       secrets: ["databasePassword"],
       backupSha256: args.backupSha256,
@@ -35,9 +36,8 @@ export class MigrationValidation extends pulumi.ComponentResource {
     // Check names, counts and type names hold no secret; the output is secret only because the
     // step got the password.
     this.summary = pulumi.unsecret(result.summary);
-    // `idType` (the type of the covered tables' id columns) is a field this program asks of the
-    // validate step's result; "unknown" until the hook reports it.
-    this.idType = pulumi.unsecret(result.apply((r) => r.idType ?? "unknown"));
+    // The step fails unless every key column has this type, so a result means it holds.
+    this.idType = pulumi.unsecret(result.apply(() => idType));
     this.registerOutputs({ summary: this.summary, idType: this.idType });
   }
 }

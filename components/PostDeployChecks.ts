@@ -16,6 +16,7 @@ export class PostDeployChecks extends pulumi.ComponentResource {
     hookCommand(`${name}-smoke`, {
       config: args.config,
       step: "smoke",
+      args: ["--expect-id-type", args.config.migration.expectedIdType],
       env: ["app"],
       // The token lets the smoke requests through maintenance mode.
       secrets: ["adminToken"],

@@ -28,8 +28,9 @@ export class PreflightChecks extends pulumi.ComponentResource {
     this.result = hookCommand<PreflightResult>(`${name}-preflight`, {
       config: args.config,
       step: "preflight",
-      // Either revision is fine: before the migration, or after it on a re-run.
-      args: ["--expect-revision", m.previousRevision, "--expect-revision", m.targetRevision,
+      // Any known revision is fine: before the migration, after it on a re-run, or the
+      // revision a rollback starts from. The migrate step decides the direction.
+      args: [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
         "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio)],
       env: ["database", "app"],
       secrets: ["databasePassword"],

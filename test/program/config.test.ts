@@ -47,6 +47,14 @@ describe("config", () => {
     });
   }
 
+  it("expects the target revision's id type and accepts every known revision before a run", () => {
+    const up = loadConfig(sourceFor("test"), "test").migration;
+    assert.deepEqual(up.knownRevisions, ["0000_initial", "001_uuid_schema_migration"]);
+    assert.equal(up.expectedIdType, "uuid");
+    const rollback = loadConfig(sourceFor("test", { targetRevision: "0000_initial" }), "test").migration;
+    assert.equal(rollback.expectedIdType, "integer");
+  });
+
   it("reads the dev secrets from the files dev-env.sh writes, trailing newline removed", async () => {
     const config = loadConfig(sourceFor("dev"), "dev");
     const password = await new Promise((resolve) => config.database.password.apply(resolve));
@@ -87,6 +95,9 @@ describe("config", () => {
     ["test", "migrationMode", { migrationMode: "flyway" }, /one of alembic, sql/],
     ["test", "sqlDir", { migrationMode: "sql" }, /required when migrationMode is sql/],
     ["test", "targetRevision", { targetRevision: "001; rm -rf /" }, /alembic revision id/],
+    ["test", "revisionIdTypes", { revisionIdTypes: '["0000_initial=int"]' }, /not revision=integer or revision=uuid/],
+    ["test", "revisionIdTypes", { revisionIdTypes: "[]" }, /non-empty list/],
+    ["test", "targetRevision", { targetRevision: "002_unknown" }, /not one of revisionIdTypes/],
     ["test", "tables", { tables: "[]" }, /non-empty list/],
     ["test", "tables", { tables: '["users; drop"]' }, /non-empty list/],
     ["test", "appUrl", { appUrl: "localhost:8000" }, /http\(s\) URL/],

@@ -119,7 +119,7 @@ describe("program", function () {
           "bin/vibes-hooks maintenance on",
           "bin/vibes-hooks migrate --to",
           "bin/vibes-hooks preflight --expect-revision",
-          "bin/vibes-hooks smoke",
+          "bin/vibes-hooks smoke --expect-id-type",
           "bin/vibes-hooks validate performance",
           "bin/vibes-hooks validate schema",
           "bin/vibes-hooks verify-restore --uri",
@@ -141,7 +141,18 @@ describe("program", function () {
       assert.equal(env(byName(runs.prod, "migration-migrate")).VIBES_LOCK_TIMEOUT, "3s");
       assert.equal(env(migrate).VIBES_APP_DIR, "app");
       const validate = byName(runs.test, "validation-validate");
-      assert.equal(validate.inputs.create, `bin/vibes-hooks validate schema data --manifest ${manifest}`);
+      assert.equal(validate.inputs.create, `bin/vibes-hooks validate schema data --manifest ${manifest} --id-type uuid`);
+      assert.equal(byName(runs.test, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type uuid");
+    });
+
+    it("rolls back by target revision alone: integer ids expected, every known revision accepted", async () => {
+      const run = await runProgram("test", { overrides: { targetRevision: "0000_initial" } });
+      assert.match(String(byName(run, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial /);
+      assert.match(String(byName(run, "validation-validate").inputs.create), / --id-type integer$/);
+      assert.equal(byName(run, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type integer");
+      assert.equal(byName(run, "preflight-preflight").inputs.create,
+        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5");
+      assert.equal(run.resolved.idType, "integer");
     });
 
     it("passes SQL-mode migration commands with {rev} left for the hook", async () => {
@@ -178,7 +189,7 @@ describe("program", function () {
       assert.equal(env(remote).VIBES_RESTART_COMMAND, "sudo systemctl restart vibes");
       assert.deepEqual(secretPaths(remote.wire), [], "the remote restart gets no secrets");
       const localRestart = byName(runs.dev, "app-release-restart");
-      assert.equal(localRestart.inputs.create, "app/scripts/stop.sh && app/scripts/start.sh");
+      assert.equal(localRestart.inputs.create, "scripts/dev-env.sh restart-app");
     });
   });
 
