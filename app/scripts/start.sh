@@ -2,6 +2,9 @@
 # Starts the Vibes app in the background and returns once GET /health answers 200.
 # No-op (beyond the health wait) when it is already running. Settings come from the
 # environment, passed through untouched: DATABASE_URL, PGPASSFILE, VIBES_*.
+# A password given as VIBES_DB_PASSWORD (the deployment's local restart) is moved into a
+# passfile under the run dir (mode 0600) for the app's lifetime; it never reaches the app's
+# environment or arguments.
 #   VIBES_RUN_DIR        pid file, log and maintenance flag (default: app/.run)
 #   VIBES_HOST / VIBES_PORT   bind address (default 127.0.0.1:8000)
 #   VIBES_START_TIMEOUT  seconds to wait for /health (default 30)
@@ -31,6 +34,13 @@ if is_ours "$pid"; then
 else
   [ -z "${DATABASE_URL:-}" ] && { echo "start: DATABASE_URL is not set" >&2; exit 1; }
   rm -f "$pid_file"
+  if [ -n "${VIBES_DB_PASSWORD:-}" ]; then
+    # libpq passfile syntax escapes backslash and colon; printf is a builtin (no argv).
+    escaped=$(printf '%s' "$VIBES_DB_PASSWORD" | sed -e 's/\\/\\\\/g' -e 's/:/\\:/g')
+    (umask 077 && printf '*:*:*:*:%s\n' "$escaped" >"$run_dir/pgpass")
+    export PGPASSFILE=$run_dir/pgpass
+    unset VIBES_DB_PASSWORD escaped
+  fi
   cd "$app_dir"
   echo "--- $(date -u +%FT%TZ) start on $host:$port" >>"$log_file"
   # setsid: the server must outlive the caller's session and terminal signals.

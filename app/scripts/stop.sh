@@ -7,6 +7,8 @@ app_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run_dir=${VIBES_RUN_DIR:-$app_dir/.run}
 pid_file=$run_dir/vibes.pid
 timeout=${VIBES_STOP_TIMEOUT:-15}
+# The passfile start.sh wrote from VIBES_DB_PASSWORD lives only as long as the app.
+trap 'rm -f "$run_dir/pgpass"' EXIT
 
 is_ours() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'uvicorn vibes.main:app'

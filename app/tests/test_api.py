@@ -147,3 +147,23 @@ def test_unreachable_database_gives_503_and_start_fails_with_the_log_tail(fresh_
         app.stop()
     log = (tmp_path / "run" / "vibes.log").read_text()
     assert "nowhere" in log and "hunter2secret" not in log
+
+
+def test_start_moves_a_password_from_the_environment_into_a_private_passfile(fresh_db, cluster, tmp_path):
+    # The deployment's local restart hands the password over as VIBES_DB_PASSWORD.
+    app = App(fresh_db, tmp_path / "run", VIBES_DB_PASSWORD=cluster.password)
+    app.env.pop("PGPASSFILE")
+    app.start()
+    try:
+        assert app.http.get("/health").json()["database"] == "ok"
+        passfile = tmp_path / "run" / "pgpass"
+        assert passfile.stat().st_mode & 0o777 == 0o600
+        pid = (tmp_path / "run" / "vibes.pid").read_text().strip()
+        environ = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        assert cluster.password not in environ and cluster.password not in cmdline
+        assert cluster.password not in (tmp_path / "run" / "vibes.log").read_text()
+    finally:
+        app.stop()
+        app.http.close()
+    assert not (tmp_path / "run" / "pgpass").exists()
