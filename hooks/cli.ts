@@ -1,0 +1,120 @@
+/**
+ * vibes-hooks: the deploy-time CLI (see docs/architecture.md). Dispatches to hooks/steps/<step>.ts,
+ * prints exactly one JSON line on stdout and a one-line error on stderr when the step fails.
+ */
+import { StepError, UsageError, errorMessage } from "./lib/errors";
+import { notifyFailure } from "./lib/notify";
+
+export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;
+
+/** Step name -> module and a one-line description for --help. Modules load lazily. */
+export const STEPS: Record<string, { module: string; usage: string }> = {
+  preflight: { module: "./steps/preflight", usage: "[--expect-revision REV]... [--min-free-ratio N]  checks before anything changes" },
+  backup: { module: "./steps/backup", usage: "[--label REV]  pg_dump -Fc to the backup store, verified, with a manifest" },
+  "verify-restore": { module: "./steps/verify-restore", usage: "--uri URI [--scratch-database NAME]  restore into a scratch database and compare" },
+  maintenance: { module: "./steps/maintenance", usage: "on|off  the app's maintenance mode" },
+  migrate: { module: "./steps/migrate", usage: "--to REV --manifest URI [--files-sha256 HEX] [--up CMD] [--down CMD]" },
+  validate: { module: "./steps/validate", usage: "[schema] [data] [performance] --manifest URI  checks after the migration" },
+  "health-gate": { module: "./steps/health-gate", usage: "[--timeout-seconds N] [--interval-seconds N]  wait for /health" },
+  smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
+  report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
+  restore: { module: "./steps/restore", usage: "--uri URI [--force]  restore a backup into the target database" },
+  notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
+  "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
+};
+
+// Same rule as hooks/lib/notify.ts (docs/safety.md): variables named like these hold secrets.
+const SECRET_NAME = /PASSWORD|TOKEN|SECRET|WEBHOOK_URL/i;
+
+/** Every secret the environment holds, in the forms it may appear in text. */
+export function secretsIn(env: NodeJS.ProcessEnv): string[] {
+  const values = Object.entries(env).filter(([k, v]) => SECRET_NAME.test(k) && v).map(([, v]) => v as string);
+  try {
+    const url = env.DATABASE_URL ? new URL(env.DATABASE_URL) : undefined;
+    if (url?.password) values.push(url.password, decodeURIComponent(url.password));
+  } catch {
+    // An unparsable URL is reported by the step; the raw value is never printed.
+  }
+  const forms = values.flatMap((v) => [v, encodeURIComponent(v), JSON.stringify(v).slice(1, -1)]);
+  // Longest first, so a secret containing another is replaced whole.
+  return [...new Set(forms)].filter((v) => v.length >= 3).sort((a, b) => b.length - a.length);
+}
+
+export function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join("***");
+  return out;
+}
+
+function usage(): string {
+  const lines = Object.entries(STEPS).map(([name, s]) => `  ${name.padEnd(15)} ${s.usage}`);
+  return `usage: vibes-hooks <step> [flags]\n\nsteps:\n${lines.join("\n")}\n\nSettings come from the environment: see docs/architecture.md.\n`;
+}
+
+function loadStep(name: string): StepRun {
+  const path = STEPS[name].module;
+  let mod: { run?: StepRun };
+  try {
+    // Lazy: a step whose module is missing or broken must not take the other steps down.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === "MODULE_NOT_FOUND" && e.message.includes(path.slice(2))) {
+      throw new StepError(`step ${name} is not available (hooks/${path.slice(2)}.ts is missing)`, "update vibes-hooks to a version that has it");
+    }
+    throw err;
+  }
+  if (typeof mod.run !== "function") throw new StepError(`step ${name} has no run()`, "fix hooks/" + path.slice(2) + ".ts");
+  return mod.run;
+}
+
+/** Replaces stdout/stderr writes with redacting ones: the last line of defence for secrets. */
+function redactOutput(secrets: string[]): void {
+  if (secrets.length === 0) return;
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : chunk;
+      return write(typeof text === "string" ? redact(text, secrets) : text, ...rest);
+    }) as typeof stream.write;
+  }
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  redactOutput(secretsIn(env));
+  const [step, ...args] = argv;
+  if (!step || step === "--help" || step === "-h" || step === "help") {
+    process.stderr.write(usage());
+    return step ? 0 : 2;
+  }
+  let code = 0;
+  let result: Record<string, unknown>;
+  try {
+    if (!Object.hasOwn(STEPS, step)) throw new UsageError(`unknown step "${step}"`);
+    const out = await loadStep(step)(args, env);
+    result = { ok: true, step, ...out };
+  } catch (err) {
+    const next = err instanceof StepError ? err.next : "read the progress lines above, fix the cause and rerun the step";
+    const cause = errorMessage(err).replace(/\s+/g, " ").replace(/\.$/, "");
+    code = err instanceof UsageError ? 2 : 1;
+    result = { ok: false, step, error: cause, next, ...(err instanceof StepError ? err.details : {}) };
+    if (!(err instanceof StepError) && env.VIBES_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.stderr.write(`error: ${cause}. next: ${next}\n`);
+    if (code === 2) process.stderr.write(usage());
+    if (Object.hasOwn(STEPS, step)) await notifyFailure(step, err, env);
+  }
+  await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(result)}\n`, () => resolve()));
+  return code;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), process.env).then(
+    // Exit explicitly: a step that left a socket open must not keep the deploy waiting.
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`error: ${errorMessage(err)}. next: report this as a bug in vibes-hooks\n`);
+      process.exit(1);
+    },
+  );
+}

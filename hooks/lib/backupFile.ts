@@ -1,0 +1,97 @@
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { withPassfile } from "./childEnv";
+import type { ConnectionSettings } from "./connection";
+import { StepError } from "./errors";
+import { loadManifest, manifestUriFor, type Manifest } from "./manifest";
+import { pgTool } from "./pgTools";
+import { formatBytes } from "./progress";
+import { assertSucceeded, runChild } from "./run";
+import { openReader } from "./storage";
+
+export interface VerifiedDump {
+  /** A local file holding the dump (the original for file:// URIs, else a downloaded copy). */
+  path: string;
+  sha256: string;
+  bytes: number;
+  manifest: Manifest;
+  /** Removes the downloaded copy, if any. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Loads the dump's manifest, brings the dump to a local file and checks its SHA-256 and size
+ * against the manifest before anything else may use it.
+ */
+export async function fetchVerified(uri: string, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<VerifiedDump> {
+  const manifest = await loadManifest(manifestUriFor(uri), env);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const hashing = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  let path: string;
+  let tmp: string | undefined;
+  try {
+    if (uri.startsWith("s3://")) {
+      tmp = await mkdtemp(join(tmpdir(), "vibes-dump-"));
+      path = join(tmp, "backup.dump");
+      log(`downloading ${uri}`);
+      await pipeline(openReader(env).get(uri), hashing, createWriteStream(path, { mode: 0o600 }));
+    } else {
+      path = uri.startsWith("file://") ? fileURLToPath(uri) : uri;
+      for await (const chunk of createReadStream(path)) {
+        hash.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+    }
+  } catch (err) {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (err instanceof StepError) throw err;
+    throw new StepError(`cannot read ${uri}: ${(err as Error).message}`, "check the URI (as printed by the backup step) and access to it", { cause: err });
+  }
+  const sha256 = hash.digest("hex");
+  const cleanup = async () => {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  };
+  if (sha256 !== manifest.dump.sha256 || bytes !== manifest.dump.bytes) {
+    await cleanup();
+    throw new StepError(
+      `checksum mismatch for ${uri}: sha256 ${sha256} (${bytes} bytes), the manifest says ${manifest.dump.sha256} (${manifest.dump.bytes} bytes)`,
+      "the dump is corrupt or was changed after the backup: do not use it; take a new backup or use another one",
+    );
+  }
+  log(`checksum ok: ${formatBytes(bytes)} sha256 ${sha256.slice(0, 12)}...`);
+  return { path, sha256, bytes, manifest, cleanup };
+}
+
+/**
+ * pg_restore of a verified dump into `settings.database` (password through the passfile).
+ * `extraArgs` e.g. ["--clean", "--if-exists", "--single-transaction"].
+ */
+export async function pgRestoreInto(
+  settings: ConnectionSettings,
+  path: string,
+  env: NodeJS.ProcessEnv,
+  extraArgs: string[],
+  next: string,
+): Promise<void> {
+  const tool = pgTool("pg_restore", env);
+  await withPassfile(settings, async (childEnv) => {
+    // Bounded lock waits: a restore queued behind a reader would block everyone behind it.
+    childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${env.VIBES_LOCK_TIMEOUT || "60s"}`.trim();
+    const res = await runChild(tool, ["--exit-on-error", "--no-password", `--dbname=${settings.database}`, ...extraArgs, path],
+      { env: childEnv, label: "pg_restore" });
+    assertSucceeded(res, `pg_restore into ${settings.database}`, next);
+  }, env);
+}

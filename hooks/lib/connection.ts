@@ -1,0 +1,173 @@
+import { Client, type ClientConfig } from "pg";
+import { StepError } from "./errors";
+
+export interface ConnectionSettings {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Secret: never log it, never pass it in process arguments (see childEnv.ts). */
+  password?: string;
+  sslmode?: string;
+}
+
+export interface ConnectOptions {
+  connectTimeoutMs?: number;
+  /** PostgreSQL durations ("30min", "5s") or milliseconds. */
+  statementTimeout?: string | number;
+  lockTimeout?: string | number;
+  applicationName?: string;
+}
+
+const URL_FIX = "set DATABASE_URL to postgresql://USER@HOST:PORT/DB (password in VIBES_DB_PASSWORD)";
+const SSLMODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/**
+ * Connection settings from DATABASE_URL, else from PGHOST/PGPORT/PGUSER/PGDATABASE.
+ * The password comes from VIBES_DB_PASSWORD, else from the URL. Error messages never echo the
+ * URL (it may hold a password).
+ */
+export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectionSettings {
+  const raw = env.DATABASE_URL?.trim();
+  let settings: ConnectionSettings;
+  if (raw) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new StepError("DATABASE_URL is not a valid URL", URL_FIX);
+    }
+    if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
+      throw new StepError(`DATABASE_URL has scheme "${url.protocol}" instead of postgresql:`, URL_FIX);
+    }
+    const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
+    const user = decodeURIComponent(url.username) || env.PGUSER || "";
+    // libpq allows ?host=/socket/dir for Unix sockets.
+    const host = url.searchParams.get("host") || decodeURIComponent(url.hostname) || env.PGHOST || "";
+    const portText = url.port || url.searchParams.get("port") || env.PGPORT || "5432";
+    if (!database) throw new StepError("DATABASE_URL names no database", URL_FIX);
+    if (!user) throw new StepError("DATABASE_URL names no user", URL_FIX);
+    if (!host) throw new StepError("DATABASE_URL names no host", URL_FIX);
+    settings = {
+      host,
+      port: parsePort(portText, "DATABASE_URL port"),
+      database,
+      user,
+      password: env.VIBES_DB_PASSWORD || (url.password ? decodeURIComponent(url.password) : undefined),
+      sslmode: url.searchParams.get("sslmode") || env.PGSSLMODE || undefined,
+    };
+  } else {
+    const missing = ["PGHOST", "PGUSER", "PGDATABASE"].filter((k) => !env[k]);
+    if (missing.length > 0) {
+      throw new StepError(`DATABASE_URL is not set (nor ${missing.join(", ")})`, URL_FIX);
+    }
+    settings = {
+      host: env.PGHOST!,
+      port: parsePort(env.PGPORT || "5432", "PGPORT"),
+      database: env.PGDATABASE!,
+      user: env.PGUSER!,
+      password: env.VIBES_DB_PASSWORD || undefined,
+      sslmode: env.PGSSLMODE || undefined,
+    };
+  }
+  if (settings.sslmode && !SSLMODES.includes(settings.sslmode)) {
+    throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSLMODES.join(", ")}`, URL_FIX);
+  }
+  return settings;
+}
+
+function parsePort(text: string, what: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new StepError(`${what} "${text}" is not a port number`, URL_FIX);
+  }
+  return port;
+}
+
+/** The URL to show and to give child processes: never contains the password. */
+export function urlWithoutPassword(s: ConnectionSettings): string {
+  const socket = s.host.startsWith("/");
+  const hostPart = socket ? "" : s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+  const params = new URLSearchParams();
+  if (socket) {
+    params.set("host", s.host);
+    params.set("port", String(s.port));
+  }
+  if (s.sslmode) params.set("sslmode", s.sslmode);
+  const query = params.toString();
+  return `postgresql://${encodeURIComponent(s.user)}@${hostPart}/${encodeURIComponent(s.database)}${query ? `?${query}` : ""}`;
+}
+
+function sslConfig(mode: string | undefined): ClientConfig["ssl"] {
+  // node-postgres cannot fall back from TLS to plain, so allow/prefer connect without TLS.
+  if (!mode || mode === "disable" || mode === "allow" || mode === "prefer") return false;
+  if (mode === "require") return { rejectUnauthorized: false };
+  return { rejectUnauthorized: true };
+}
+
+/**
+ * A connected pg.Client. Timeouts are set for the session with set_config so that any
+ * PostgreSQL duration is accepted. Connection errors become StepErrors with the next action.
+ */
+export async function connect(settings: ConnectionSettings, opts: ConnectOptions = {}): Promise<Client> {
+  const client = new Client({
+    host: settings.host,
+    port: settings.port,
+    database: settings.database,
+    user: settings.user,
+    password: settings.password,
+    ssl: sslConfig(settings.sslmode),
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    application_name: opts.applicationName ?? "vibes-hooks",
+  });
+  // An idle client whose server goes away emits 'error'; without a listener node would crash.
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw connectError(settings, err);
+  }
+  try {
+    if (opts.statementTimeout !== undefined) {
+      await client.query("SELECT set_config('statement_timeout', $1, false)", [String(opts.statementTimeout)]);
+    }
+    if (opts.lockTimeout !== undefined) {
+      await client.query("SELECT set_config('lock_timeout', $1, false)", [String(opts.lockTimeout)]);
+    }
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw new StepError(`invalid timeout setting: ${(err as Error).message}`,
+      "use a PostgreSQL duration such as 5s or 30min for VIBES_LOCK_TIMEOUT / VIBES_STATEMENT_TIMEOUT");
+  }
+  return client;
+}
+
+function connectError(s: ConnectionSettings, err: unknown): StepError {
+  const e = err as { code?: string; message?: string };
+  const where = `${s.host}:${s.port}/${s.database} as ${s.user}`;
+  switch (e.code) {
+    case "ECONNREFUSED":
+    case "ENOTFOUND":
+    case "EHOSTUNREACH":
+    case "ETIMEDOUT":
+    case "ENOENT":
+      return new StepError(`cannot reach PostgreSQL at ${where} (${e.code})`,
+        "check the host and port in DATABASE_URL and that the server is up and reachable from here", { cause: err });
+    case "28P01":
+      return new StepError(`password authentication failed for ${where}`,
+        "check VIBES_DB_PASSWORD (or the password in DATABASE_URL) for this user", { cause: err });
+    case "28000":
+      return new StepError(`the server rejected the connection for ${where}: ${e.message}`,
+        "check pg_hba.conf / the user's permissions and the sslmode in DATABASE_URL", { cause: err });
+    case "3D000":
+      return new StepError(`database does not exist: ${where}`, "check the database name in DATABASE_URL", { cause: err });
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        return new StepError(`timed out connecting to PostgreSQL at ${where}`,
+          "check the host and port in DATABASE_URL, security groups and that the server is up", { cause: err });
+      }
+      return new StepError(`cannot connect to PostgreSQL at ${where}: ${e.message ?? String(err)}`,
+        "check DATABASE_URL, VIBES_DB_PASSWORD and the server", { cause: err });
+  }
+}

@@ -1,0 +1,336 @@
+import { createHash } from "node:crypto";
+import type { Client } from "pg";
+import { StepError } from "./errors";
+import { openReader } from "./storage";
+
+export interface TableState {
+  rows: number;
+  /** Columns in a primary or foreign key: what the migration changes. */
+  keyColumns: string[];
+  /** The other columns, sorted: what the fingerprints cover. */
+  contentColumns: string[];
+  contentFingerprint: string;
+  relationshipFingerprint: string;
+}
+
+export interface ConstraintInfo {
+  table: string;
+  name: string;
+  type: "PRIMARY KEY" | "FOREIGN KEY" | "UNIQUE";
+  columns: string[];
+  references: { table: string; columns: string[] } | null;
+  onDelete: string | null;
+  validated: boolean;
+}
+
+export interface IndexInfo {
+  table: string;
+  name: string;
+  columns: string[];
+  unique: boolean;
+}
+
+export interface DatabaseState {
+  tables: Record<string, TableState>;
+  schema: { constraints: ConstraintInfo[]; indexes: IndexInfo[] };
+}
+
+export interface Manifest extends DatabaseState {
+  format: 1;
+  createdAt: string;
+  revision: string | null;
+  dump: { uri: string; sha256: string; bytes: number };
+}
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export const DEFAULT_TABLES = ["users", "journals", "tags", "journal_tags"];
+
+/** The tables the change covers, from VIBES_TABLES. */
+export function tablesFromEnv(env: NodeJS.ProcessEnv): string[] {
+  const raw = env.VIBES_TABLES?.trim();
+  if (!raw) return [...DEFAULT_TABLES];
+  const tables = raw.split(",").map((t) => t.trim()).filter(Boolean);
+  if (tables.length === 0) throw new StepError("VIBES_TABLES lists no table", "set VIBES_TABLES to a comma list, e.g. users,journals");
+  return tables;
+}
+
+const ON_DELETE: Record<string, string> = { a: "NO ACTION", r: "RESTRICT", c: "CASCADE", n: "SET NULL", d: "SET DEFAULT" };
+const CONTYPE: Record<string, ConstraintInfo["type"]> = { p: "PRIMARY KEY", f: "FOREIGN KEY", u: "UNIQUE" };
+
+export function quoteIdent(id: string): string {
+  return `"${id.replace(/"/g, '""')}"`;
+}
+
+// Text output of dates, floats and bytea depends on session settings: pin them so that
+// fingerprints taken by different sessions (before and after the migration) are comparable.
+const STABLE_SETTINGS: [string, string][] = [
+  ["TimeZone", "UTC"],
+  ["DateStyle", "ISO, YMD"],
+  ["IntervalStyle", "postgres"],
+  ["extra_float_digits", "1"],
+  ["bytea_output", "hex"],
+];
+
+/** oid per covered table (in the current schema search path); fails naming the missing ones. */
+export async function tableOids(client: Client, tables: string[]): Promise<Map<string, number>> {
+  const res = await client.query(
+    "SELECT t AS name, to_regclass(quote_ident(t))::oid AS oid FROM unnest($1::text[]) AS t",
+    [tables],
+  );
+  const missing = res.rows.filter((r) => r.oid === null).map((r) => r.name as string);
+  if (missing.length > 0) {
+    throw new StepError(`table${missing.length > 1 ? "s" : ""} not found: ${missing.join(", ")}`,
+      "check DATABASE_URL points at the Vibes database and VIBES_TABLES lists its tables");
+  }
+  return new Map(res.rows.map((r) => [r.name as string, Number(r.oid)]));
+}
+
+async function readConstraints(client: Client, oids: number[]): Promise<ConstraintInfo[]> {
+  const res = await client.query(
+    `SELECT con.conname AS name, con.contype, rel.relname AS "table", con.convalidated AS validated,
+            ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o)::text[] AS columns,
+            frel.relname AS ref_table,
+            ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)::text[] AS ref_columns,
+            con.confdeltype
+       FROM pg_constraint con
+       JOIN pg_class rel ON rel.oid = con.conrelid
+       LEFT JOIN pg_class frel ON frel.oid = con.confrelid
+      WHERE con.conrelid = ANY($1::oid[]) AND con.contype IN ('p', 'f', 'u')
+      ORDER BY rel.relname, con.conname`,
+    [oids],
+  );
+  return res.rows.map((r) => ({
+    table: r.table,
+    name: r.name,
+    type: CONTYPE[r.contype],
+    columns: r.columns,
+    references: r.contype === "f" ? { table: r.ref_table, columns: r.ref_columns } : null,
+    onDelete: r.contype === "f" ? ON_DELETE[r.confdeltype] ?? r.confdeltype : null,
+    validated: r.validated,
+  }));
+}
+
+async function readIndexes(client: Client, oids: number[]): Promise<IndexInfo[]> {
+  const res = await client.query(
+    `SELECT i.relname AS name, t.relname AS "table", x.indisunique AS unique,
+            ARRAY(SELECT coalesce(a.attname::text, pg_get_indexdef(x.indexrelid, k.o::int, true))
+                    FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o)
+                    LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n
+                   ORDER BY k.o)::text[] AS columns
+       FROM pg_index x
+       JOIN pg_class i ON i.oid = x.indexrelid
+       JOIN pg_class t ON t.oid = x.indrelid
+      WHERE x.indrelid = ANY($1::oid[])
+      ORDER BY t.relname, i.relname`,
+    [oids],
+  );
+  return res.rows.map((r) => ({ table: r.table, name: r.name, columns: r.columns, unique: r.unique }));
+}
+
+async function readColumns(client: Client, oids: number[]): Promise<Map<string, string[]>> {
+  const res = await client.query(
+    `SELECT c.relname AS "table", a.attname AS "column"
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+      WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY c.relname, a.attname`,
+    [oids],
+  );
+  const out = new Map<string, string[]>();
+  for (const r of res.rows) {
+    if (!out.has(r.table)) out.set(r.table, []);
+    out.get(r.table)!.push(r.column);
+  }
+  return out;
+}
+
+function keyColumnsOf(table: string, constraints: ConstraintInfo[]): string[] {
+  const keys = new Set<string>();
+  for (const c of constraints) {
+    if (c.table === table && (c.type === "PRIMARY KEY" || c.type === "FOREIGN KEY")) c.columns.forEach((k) => keys.add(k));
+  }
+  return [...keys].sort();
+}
+
+function rowText(alias: string, columns: string[]): string {
+  if (columns.length === 0) return "'()'";
+  return `ROW(${columns.map((c) => `${alias}.${quoteIdent(c)}`).join(", ")})::text`;
+}
+
+function digest(sums: string): string {
+  return createHash("sha256").update(sums).digest("hex").slice(0, 32);
+}
+
+const slice = (col: string, from: number) => `coalesce(sum(('x' || substr(${col}, ${from}, 16))::bit(64)::bigint::numeric), 0)::text`;
+
+/**
+ * Row count and both fingerprints of each covered table, plus its constraints and indexes.
+ * Each table is read once, inside PostgreSQL: the sum of two 64-bit slices of md5 per row is
+ * order-independent and keeps duplicates, and the hook's memory does not grow with the data.
+ * Call inside a transaction (REPEATABLE READ) to get one consistent snapshot.
+ *
+ * With `reference` (a manifest), the column split and the foreign keys followed are the
+ * reference's, so a state taken after the migration is computed exactly like the one before.
+ */
+export async function captureState(client: Client, tables: string[], reference?: DatabaseState): Promise<DatabaseState> {
+  for (const [name, value] of STABLE_SETTINGS) {
+    await client.query("SELECT set_config($1, $2, false)", [name, value]);
+  }
+  const oids = await tableOids(client, tables);
+  const constraints = await readConstraints(client, [...oids.values()]);
+  const indexes = await readIndexes(client, [...oids.values()]);
+  const fks = (reference?.schema.constraints ?? constraints)
+    .filter((c) => c.type === "FOREIGN KEY" && tables.includes(c.table))
+    .sort((a, b) => a.columns.join(",").localeCompare(b.columns.join(",")));
+
+  // Content columns of referenced tables outside the covered set: everything but their keys.
+  const refOids = await tableOids(client, [...new Set(fks.map((f) => f.references!.table))]);
+  const allOids = [...new Set([...oids.values(), ...refOids.values()])];
+  const columns = await readColumns(client, allOids);
+  const refConstraints = await readConstraints(client, [...refOids.values()]);
+  const contentOf = (table: string): string[] => {
+    const ref = reference?.tables[table];
+    if (ref) return ref.contentColumns;
+    const keys = keyColumnsOf(table, tables.includes(table) ? constraints : refConstraints);
+    return (columns.get(table) ?? []).filter((c) => !keys.includes(c)).sort();
+  };
+
+  const out: DatabaseState = { tables: {}, schema: { constraints, indexes } };
+  for (const table of tables) {
+    const keyColumns = reference?.tables[table]?.keyColumns ?? keyColumnsOf(table, constraints);
+    const contentColumns = contentOf(table);
+    const tableFks = fks.filter((f) => f.table === table);
+    const needed = [
+      ...contentColumns.map((c) => [table, c]),
+      ...tableFks.flatMap((f) => contentOf(f.references!.table).map((c) => [f.references!.table, c])),
+    ];
+    const missing = needed.filter(([t, c]) => !(columns.get(t) ?? []).includes(c)).map(([t, c]) => `${t}.${c}`);
+    if (missing.length > 0) {
+      const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteIdent(table)}`);
+      const why = `columns missing: ${[...new Set(missing)].join(", ")}`;
+      out.tables[table] = {
+        rows: Number(count.rows[0].n), keyColumns, contentColumns, contentFingerprint: why, relationshipFingerprint: why,
+      };
+      continue;
+    }
+    const joins = tableFks.map((f, i) => {
+      const on = f.columns.map((c, j) => `t.${quoteIdent(c)} = p${i}.${quoteIdent(f.references!.columns[j])}`).join(" AND ");
+      return `LEFT JOIN ${quoteIdent(f.references!.table)} p${i} ON ${on}`;
+    });
+    const own = rowText("t", contentColumns);
+    // The referenced rows' contents are folded into each child's hash: the relationship
+    // survives any change of the key values, and moving a child to another parent shows.
+    const related = [own, ...tableFks.map((f, i) => rowText(`p${i}`, contentOf(f.references!.table)))].join(" || '|' || ");
+    const sql = `SELECT count(*)::bigint AS rows, ${slice("c", 1)} AS c1, ${slice("c", 17)} AS c2,
+                        ${slice("r", 1)} AS r1, ${slice("r", 17)} AS r2
+                   FROM (SELECT md5(${own}) AS c, md5(${related}) AS r
+                           FROM ${quoteIdent(table)} t ${joins.join(" ")}) s`;
+    const res = await client.query(sql);
+    const r = res.rows[0];
+    out.tables[table] = {
+      rows: Number(r.rows),
+      keyColumns,
+      contentColumns,
+      contentFingerprint: digest(`${r.c1}:${r.c2}`),
+      relationshipFingerprint: digest(`${r.r1}:${r.r2}`),
+    };
+  }
+  return out;
+}
+
+/** Row counts and fingerprints of every table in `expected`. */
+export function compareState(expected: DatabaseState, actual: DatabaseState): Check[] {
+  const checks: Check[] = [];
+  for (const [table, exp] of Object.entries(expected.tables)) {
+    const act = actual.tables[table];
+    if (!act) {
+      checks.push({ name: `data.rows.${table}`, ok: false, detail: `table ${table} was not captured` });
+      continue;
+    }
+    checks.push({
+      name: `data.rows.${table}`,
+      ok: exp.rows === act.rows,
+      detail: exp.rows === act.rows ? `${act.rows} rows` : `expected ${exp.rows} rows, found ${act.rows}`,
+    });
+    const same = (a: string, b: string, what: string) =>
+      a === b ? `${what} matches (${exp.contentColumns.length} columns)` : `${what} differs: expected ${a}, found ${b}`;
+    checks.push({
+      name: `data.content.${table}`,
+      ok: exp.contentFingerprint === act.contentFingerprint,
+      detail: same(exp.contentFingerprint, act.contentFingerprint, "content fingerprint"),
+    });
+    checks.push({
+      name: `data.relationships.${table}`,
+      ok: exp.relationshipFingerprint === act.relationshipFingerprint,
+      detail: same(exp.relationshipFingerprint, act.relationshipFingerprint, "relationship fingerprint"),
+    });
+  }
+  return checks;
+}
+
+/** Reads and checks a manifest (file:// or s3:// URI). */
+export async function loadManifest(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Manifest> {
+  const value = (await openReader(env).getJson(uri)) as Partial<Manifest> | null;
+  if (!value || value.format !== 1 || !value.tables || !value.schema || !value.dump?.sha256) {
+    throw new StepError(`${uri} is not a vibes backup manifest (format 1)`, "pass the manifestUri printed by the backup step");
+  }
+  return value as Manifest;
+}
+
+/** The manifest written beside a dump. */
+export function manifestUriFor(dumpUri: string): string {
+  return `${dumpUri}.manifest.json`;
+}
+
+/** The constraints and indexes of the covered tables as they are now. */
+export async function readSchema(client: Client, tables: string[]): Promise<DatabaseState["schema"]> {
+  const oids = [...(await tableOids(client, tables)).values()];
+  return { constraints: await readConstraints(client, oids), indexes: await readIndexes(client, oids) };
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * Every constraint (type, columns, referenced table and columns, ON DELETE rule, validated) and
+ * every index (columns, uniqueness) of `expected` still exists under its name.
+ */
+export function schemaObjectChecks(expected: DatabaseState["schema"], actual: DatabaseState["schema"]): Check[] {
+  const checks: Check[] = [];
+  for (const exp of expected.constraints) {
+    const act = actual.constraints.find((c) => c.table === exp.table && c.name === exp.name);
+    const name = `schema.constraint.${exp.name}`;
+    if (!act) {
+      checks.push({ name, ok: false, detail: `${exp.type} ${exp.name} on ${exp.table} is missing` });
+      continue;
+    }
+    const diffs: string[] = [];
+    if (act.type !== exp.type) diffs.push(`type ${act.type} (expected ${exp.type})`);
+    if (!same(act.columns, exp.columns)) diffs.push(`columns (${act.columns}) (expected (${exp.columns}))`);
+    if (!same(act.references, exp.references)) diffs.push(`references ${JSON.stringify(act.references)} (expected ${JSON.stringify(exp.references)})`);
+    if (act.onDelete !== exp.onDelete) diffs.push(`ON DELETE ${act.onDelete} (expected ${exp.onDelete})`);
+    if (exp.validated && !act.validated) diffs.push("NOT VALID (it was validated before)");
+    const what = exp.type === "FOREIGN KEY" ? `${exp.type} (${exp.columns}) -> ${exp.references?.table} ON DELETE ${exp.onDelete}` : `${exp.type} (${exp.columns})`;
+    checks.push({ name, ok: diffs.length === 0, detail: diffs.length ? `${exp.name}: ${diffs.join("; ")}` : what });
+  }
+  for (const exp of expected.indexes) {
+    const act = actual.indexes.find((i) => i.table === exp.table && i.name === exp.name);
+    const name = `schema.index.${exp.name}`;
+    if (!act) {
+      checks.push({ name, ok: false, detail: `index ${exp.name} on ${exp.table} (${exp.columns}) is missing` });
+      continue;
+    }
+    const ok = same(act.columns, exp.columns) && act.unique === exp.unique;
+    checks.push({
+      name, ok,
+      detail: ok ? `${exp.table} (${exp.columns})${exp.unique ? " unique" : ""}`
+        : `${exp.name} is on (${act.columns})${act.unique ? " unique" : ""}, expected (${exp.columns})${exp.unique ? " unique" : ""}`,
+    });
+  }
+  return checks;
+}

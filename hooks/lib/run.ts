@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { StepError } from "./errors";
+
+export interface RunOptions {
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Kill the child (SIGTERM, then SIGKILL after 5 s) when it runs longer. */
+  timeoutMs?: number;
+  stdin?: string | Readable;
+  /** Where the child's stdout goes; when omitted it is captured and returned. */
+  stdout?: Writable;
+  /** Name used in error messages (default: the file). */
+  label?: string;
+  /** Kills the child (SIGKILL) when aborted, e.g. because the other end of its pipe failed. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  /** The last STDERR_TAIL bytes of stderr. */
+  stderr: string;
+  timedOut: boolean;
+}
+
+const STDERR_TAIL = 16 * 1024;
+
+/**
+ * Runs a program without a shell. Resolves with its exit code (128+signal when killed); rejects
+ * only when it cannot start or when the stdout destination fails (the child is then killed).
+ */
+export function runChild(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
+  const label = opts.label ?? file;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    let failed = false;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      child.kill("SIGKILL");
+      reject(err);
+    };
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") {
+        fail(new StepError(`${label}: program not found (${file})`, `install it or put it on PATH`, { cause: err }));
+      } else {
+        fail(new StepError(`${label}: cannot run ${file}: ${err.message}`, "check the program and its permissions", { cause: err }));
+      }
+    });
+    if (opts.stdout) {
+      opts.stdout.on("error", fail);
+      child.stdout.pipe(opts.stdout);
+    } else {
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (d: string) => (stdout += d));
+    }
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d: string) => {
+      stderr = (stderr + d).slice(-STDERR_TAIL);
+    });
+    // EPIPE when the child exits without reading its input: the exit code tells the story.
+    child.stdin.on("error", () => undefined);
+    if (typeof opts.stdin === "string") {
+      child.stdin.end(opts.stdin);
+    } else if (opts.stdin) {
+      opts.stdin.on("error", fail);
+      opts.stdin.pipe(child.stdin);
+    } else {
+      child.stdin.end();
+    }
+    const abort = () => child.kill("SIGKILL");
+    opts.signal?.addEventListener("abort", abort, { once: true });
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill("SIGTERM");
+          killTimer = setTimeout(() => child.kill("SIGKILL"), 5000);
+        }, opts.timeoutMs)
+      : undefined;
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      opts.signal?.removeEventListener("abort", abort);
+      if (failed) return;
+      const sig = signal ? 128 + (signalNumbers[signal] ?? 0) : 0;
+      resolve({ code: code ?? sig, stdout, stderr, timedOut });
+    });
+  });
+}
+
+const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGPIPE: 13, SIGTERM: 15 };
+
+/** Runs a command line through /bin/sh -c (for operator-configured commands such as --up). */
+export function runShell(command: string, opts: RunOptions): Promise<RunResult> {
+  return runChild("/bin/sh", ["-c", command], { label: opts.label ?? command.split(/\s+/)[0], ...opts });
+}
+
+/** The last non-empty lines of a child's stderr, for one-line error messages. */
+export function stderrSummary(stderr: string, lines = 3): string {
+  return stderr.split("\n").map((l) => l.trim()).filter(Boolean).slice(-lines).join(" | ");
+}
+
+/** Throws a StepError unless the child exited 0. */
+export function assertSucceeded(res: RunResult, label: string, next: string): void {
+  if (res.timedOut) throw new StepError(`${label} timed out and was stopped`, next);
+  if (res.code !== 0) {
+    const why = stderrSummary(res.stderr) || "no error output";
+    throw new StepError(`${label} failed (exit ${res.code}): ${why}`, next);
+  }
+}

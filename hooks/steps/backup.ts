@@ -1,0 +1,204 @@
+/**
+ * backup: pg_dump -Fc streamed to the backup store, SHA-256 and size computed on the way, the
+ * same bytes read in full by `pg_restore -f /dev/null` while they stream (a truncated or corrupt
+ * archive fails there; `pg_restore --list` would pass it), then a manifest beside the dump.
+ *
+ * The manifest's counts and fingerprints are taken in the very snapshot pg_dump uses
+ * (pg_export_snapshot + --snapshot), so they describe exactly what the dump holds.
+ * Any failure removes what was written: nothing half-done is ever reported as a backup.
+ */
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough, Transform } from "node:stream";
+import type { Client } from "pg";
+import { parseFlags } from "../lib/args";
+import { withPassfile } from "../lib/childEnv";
+import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
+import { StepError, UsageError } from "../lib/errors";
+import { captureState, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
+import { assertToolCanHandle, pgTool } from "../lib/pgTools";
+import { formatBytes, progress } from "../lib/progress";
+import { currentRevision } from "../lib/revision";
+import { runChild, stderrSummary, type RunResult } from "../lib/run";
+import { openBackupStore, type BackupStore } from "../lib/storage";
+
+export interface BackupResult extends Record<string, unknown> {
+  uri: string;
+  manifestUri: string;
+  sha256: string;
+  bytes: number;
+  createdAt: string;
+  revision: string | null;
+  tables: Record<string, { rows: number }>;
+}
+
+/** vibes_backup_<YYYYmmdd_HHMMSS>_<label>.dump, in UTC. */
+export function backupName(label: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
+  return `vibes_backup_${stamp}_${label}.dump`;
+}
+
+export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const { values } = parseFlags("backup", args, {
+    label: { type: "string", default: "manual" },
+    "lock-wait-timeout": { type: "string", default: "60s" },
+  });
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.label)) {
+    throw new UsageError(`backup: --label "${values.label}" may only hold letters, digits, . _ -`, "pass the revision, e.g. --label 0000_initial");
+  }
+  const settings = connectionFromEnv(env);
+  const store = openBackupStore(env);
+  return createBackup(settings, store, tablesFromEnv(env), env, {
+    label: values.label,
+    lockWaitTimeout: values["lock-wait-timeout"],
+  });
+}
+
+export async function createBackup(
+  settings: ConnectionSettings,
+  store: BackupStore,
+  tables: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { label: string; lockWaitTimeout: string },
+): Promise<BackupResult> {
+  const log = progress("backup");
+  const client = await connect(settings, { applicationName: "vibes-hooks backup" });
+  try {
+    const pgDump = pgTool("pg_dump", env);
+    const pgRestore = pgTool("pg_restore", env);
+    await assertToolCanHandle(pgDump, env, client);
+    await assertToolCanHandle(pgRestore, env, client);
+
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const snapshot = (await client.query("SELECT pg_export_snapshot() AS s")).rows[0].s as string;
+    await tableOids(client, tables); // fail on a missing table before anything is written
+    const revision = await currentRevision(client);
+    const createdAt = new Date();
+    const name = backupName(opts.label, createdAt);
+    log(`revision ${revision ?? "(none)"}; dumping ${settings.database} to ${store.uriFor(name)}`);
+
+    const dumped = await withPassfile(settings, (childEnv) =>
+      dumpAndVerify({ client, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
+    env);
+    await client.query("COMMIT");
+
+    const manifest: Manifest = {
+      format: 1,
+      createdAt: createdAt.toISOString(),
+      revision,
+      dump: { uri: dumped.uri, sha256: dumped.sha256, bytes: dumped.bytes },
+      ...dumped.state,
+    };
+    let manifestUri: string;
+    try {
+      manifestUri = await store.putJson(`${name}.manifest.json`, manifest);
+    } catch (err) {
+      // A dump without its manifest cannot be verified or compared: it is not a backup.
+      await store.remove(dumped.uri).catch(() => undefined);
+      throw err;
+    }
+    if (manifestUri !== manifestUriFor(dumped.uri)) throw new Error(`manifest stored at unexpected ${manifestUri}`);
+    log(`done: ${formatBytes(dumped.bytes)} sha256 ${dumped.sha256.slice(0, 12)}..., manifest ${manifestUri}`);
+    return {
+      uri: dumped.uri,
+      manifestUri,
+      sha256: dumped.sha256,
+      bytes: dumped.bytes,
+      createdAt: manifest.createdAt,
+      revision,
+      tables: Object.fromEntries(Object.entries(manifest.tables).map(([t, s]) => [t, { rows: s.rows }])),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+interface DumpJob {
+  client: Client;
+  store: BackupStore;
+  name: string;
+  tables: string[];
+  childEnv: NodeJS.ProcessEnv;
+  pgDump: string;
+  pgRestore: string;
+  snapshot: string;
+  lockWaitTimeout: string;
+  log: (msg: string) => void;
+}
+
+async function dumpAndVerify(job: DumpJob) {
+  const { store, name, childEnv, log } = job;
+  const uri = store.uriFor(name);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const raw = new PassThrough();
+  const verifyIn = new PassThrough();
+  const stop = new AbortController();
+
+  const dump = runChild(job.pgDump, ["-Fc", "--no-password", `--snapshot=${job.snapshot}`, `--lock-wait-timeout=${job.lockWaitTimeout}`],
+    { env: childEnv, stdout: raw, label: "pg_dump", signal: stop.signal });
+  const verify = runChild(job.pgRestore, ["-f", "/dev/null"], { env: childEnv, stdin: verifyIn, label: "pg_restore (verification)", signal: stop.signal });
+  const verifyGone = verify.then(() => undefined, () => undefined);
+  let verifyExited = false;
+  void verifyGone.then(() => (verifyExited = true));
+
+  // Hash, count and copy to the verifier while the bytes pass on to the store. The stream ends
+  // only once pg_dump has exited 0: a failed dump errors the upload instead of completing it.
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (!verifyExited && !verifyIn.write(chunk)) {
+        Promise.race([once(verifyIn, "drain"), verifyGone]).then(() => cb(null, chunk), cb);
+      } else {
+        cb(null, chunk);
+      }
+    },
+    flush(cb) {
+      dump.then((res) => {
+        verifyIn.end();
+        cb(res.code === 0 ? null : dumpError(res));
+      }, cb);
+    },
+  });
+  raw.pipe(tee);
+  dump.catch((err) => tee.destroy(err));
+
+  const ticker = setInterval(() => log(`${formatBytes(bytes)} dumped and streamed`), 5000);
+  const state = captureState(job.client, job.tables);
+  const put = store.put(name, tee);
+  try {
+    const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
+    if (dumpRes.code !== 0) throw dumpError(dumpRes);
+    if (verifyRes.code !== 0) {
+      throw new StepError(`the dump failed verification: pg_restore could not read it in full (${stderrSummary(verifyRes.stderr)})`,
+        "the dump is unusable: check pg_dump's output above and disk space, then rerun the backup");
+    }
+    const storedBytes = await store.size(uri);
+    if (storedBytes !== bytes || stored.bytes !== bytes) {
+      throw new StepError(`stored object is ${storedBytes ?? "missing"} bytes, ${bytes} were dumped`,
+        "the backup store lost data: check it and rerun the backup");
+    }
+    log(`dump verified (pg_restore read all ${formatBytes(bytes)})`);
+    return { uri, sha256: hash.digest("hex"), bytes, state: captured };
+  } catch (err) {
+    // Stop whatever still runs, then remove anything stored under the name.
+    stop.abort();
+    tee.destroy(err as Error);
+    raw.destroy();
+    verifyIn.destroy();
+    await Promise.allSettled([put, dump, verify, state]);
+    await store.remove(uri).catch(() => undefined);
+    log(`failed; removed ${uri}`);
+    throw err;
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+function dumpError(res: RunResult): StepError {
+  const why = res.timedOut ? "timed out" : stderrSummary(res.stderr) || `exit ${res.code}`;
+  return new StepError(`pg_dump failed: ${why}`,
+    /lock/i.test(why) ? "something holds locks on the tables: stop it (maintenance mode on?) and rerun the backup"
+      : "fix the cause shown and rerun the backup");
+}

@@ -1,0 +1,53 @@
+// `health-gate`: after a release, wait until /health answers 200 {"status":"ok"} or a deadline.
+import { parseFlags } from "../lib/args";
+import { StepError, UsageError } from "../lib/errors";
+import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
+import { progress } from "../lib/progress";
+
+function positiveSeconds(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`health-gate: ${flag} must be a positive number of seconds, not "${value}"`, `pass ${flag} 60`);
+  return n;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const { values } = parseFlags("health-gate", args, {
+    "timeout-seconds": { type: "string" },
+    "interval-seconds": { type: "string" },
+  });
+  const timeoutMs = positiveSeconds(values["timeout-seconds"], "--timeout-seconds", 120) * 1000;
+  const intervalMs = positiveSeconds(values["interval-seconds"], "--interval-seconds", 2) * 1000;
+  const base = appUrlFromEnv(env);
+  const log = progress("health-gate");
+
+  const started = Date.now();
+  let attempts = 0;
+  let last = "";
+  for (;;) {
+    attempts++;
+    const remaining = timeoutMs - (Date.now() - started);
+    try {
+      const res = await request(base, "/health", { timeoutMs: Math.max(100, Math.min(10_000, remaining)) });
+      const status = (res.body as { status?: unknown } | null)?.status;
+      if (res.status === 200 && status === "ok") {
+        const elapsedMs = Date.now() - started;
+        log(`healthy after ${attempts} attempt(s)`);
+        return { healthy: true, attempts, elapsedMs };
+      }
+      last = `HTTP ${res.status}${res.body ? ` ${JSON.stringify(res.body)}` : ""}`;
+    } catch (err) {
+      if (!(err instanceof HttpUnreachable)) throw err;
+      last = err.message;
+    }
+    log(`attempt ${attempts}: not healthy yet (${last})`);
+    const left = timeoutMs - (Date.now() - started);
+    if (left <= 0) break;
+    await sleep(Math.min(intervalMs, left));
+  }
+  throw new StepError(`the app was not healthy within ${timeoutMs / 1000}s (${attempts} attempts); last answer: ${last}`,
+    "read the app's log (VIBES_RUN_DIR, default app/.run), fix the cause, restart it and re-run health-gate",
+    { details: { healthy: false, attempts, elapsedMs: Date.now() - started } });
+}

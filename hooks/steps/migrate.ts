@@ -1,0 +1,299 @@
+// `migrate --to REV`: runs the schema change exactly once, under a session advisory lock, and
+// leaves the database as it found it when the change or its validation fails (down command,
+// then, if the data still differs from the manifest, the verified backup).
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { statSync } from "node:fs";
+import type { Client } from "pg";
+import { parseFlags, requireFlag } from "../lib/args";
+import { withPassfile } from "../lib/childEnv";
+import { connect, connectionFromEnv } from "../lib/connection";
+import { errorMessage, StepError, UsageError } from "../lib/errors";
+import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
+import { migrationFilesSha256 } from "../lib/migrationFiles";
+import { progress } from "../lib/progress";
+import { currentRevision } from "../lib/revision";
+import { runChild, runShell, stderrSummary } from "../lib/run";
+import { restoreBackup } from "./restore";
+import { validateAgainstManifest } from "./validate";
+
+/** Session advisory lock key of `migrate` ("vibeshk"). Not the app's alembic env.py key
+ * (0x76696265, taken per transaction by alembic itself), or alembic could never get its own. */
+export const MIGRATE_LOCK_KEY = 0x76696265_73686bn;
+
+const REVISION_RE = /^[A-Za-z0-9_.-]+$/;
+const DURATION_RE = /^(\d+)\s*(us|ms|s|min|h|d)?$/;
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A PostgreSQL duration setting, checked (it also goes into PGOPTIONS) and in milliseconds. */
+function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
+  const text = (env[name] || fallback).trim();
+  const m = DURATION_RE.exec(text);
+  if (!m) throw new StepError(`${name} "${text}" is not a PostgreSQL duration`, `set ${name} to a value such as 5s, 500ms or 30min`);
+  return { text: text.replace(/\s+/g, ""), ms: Number(m[1]) * UNIT_MS[m[2] ?? "ms"] };
+}
+
+const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+interface History {
+  heads: string[];
+  /** revision -> its down revisions */
+  parents: Map<string, string[]>;
+}
+
+// Read through alembic's own script API: the same graph `alembic heads` / `alembic history` print.
+const HISTORY_PY = `
+import json
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+s = ScriptDirectory.from_config(Config("alembic.ini"))
+print(json.dumps({"heads": list(s.get_heads()),
+  "revisions": {r.revision: list(r._all_down_revisions) for r in s.walk_revisions()}}))
+`;
+
+async function readHistory(python: string, appDir: string, env: NodeJS.ProcessEnv): Promise<History> {
+  const res = await runChild(python, ["-c", HISTORY_PY], { env, cwd: appDir, timeoutMs: 60_000, label: "alembic history" });
+  if (res.code !== 0) {
+    throw new StepError(`cannot read the alembic history in ${appDir}: ${stderrSummary(res.stderr) || `exit ${res.code}`}`,
+      "check VIBES_APP_DIR (it must hold alembic.ini) and VIBES_PYTHON (a Python with alembic installed)");
+  }
+  const parsed = JSON.parse(res.stdout.trim().split("\n").pop()!) as { heads: string[]; revisions: Record<string, string[]> };
+  return { heads: parsed.heads, parents: new Map(Object.entries(parsed.revisions)) };
+}
+
+function isAncestor(history: History, ancestor: string, of: string): boolean {
+  const seen = new Set<string>();
+  const todo = [...(history.parents.get(of) ?? [])];
+  while (todo.length > 0) {
+    const rev = todo.pop()!;
+    if (rev === ancestor) return true;
+    if (!seen.has(rev)) {
+      seen.add(rev);
+      todo.push(...(history.parents.get(rev) ?? []));
+    }
+  }
+  return false;
+}
+
+async function acquireLock(client: Client, waitMs: number, log: (m: string) => void): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let announced = false; ; announced = true) {
+    const got = await client.query("SELECT pg_try_advisory_lock($1::bigint) AS got", [MIGRATE_LOCK_KEY.toString()]);
+    if (got.rows[0].got) return;
+    if (!announced) log("another migrate holds the migration lock; waiting");
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
+  }
+  // A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
+  const holder = await client.query(
+    `SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr, a.backend_start
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [(MIGRATE_LOCK_KEY >> 32n).toString(), (MIGRATE_LOCK_KEY & 0xffffffffn).toString()]);
+  const h = holder.rows[0];
+  const who = h
+    ? `backend pid ${h.pid} (application "${h.application_name}", user ${h.usename}${h.client_addr ? ` from ${h.client_addr}` : ""}, connected since ${new Date(h.backend_start).toISOString()})`
+    : "a session that has just released it";
+  throw new StepError(`the migration lock is held by ${who}; waited ${Math.round(waitMs / 1000)}s`,
+    `another deployment is migrating this database: let it finish and re-run (the second run is a no-op if it succeeded); if that deployer is dead, end its session with SELECT pg_terminate_backend(${h?.pid ?? "<pid>"})`);
+}
+
+/** Row counts and fingerprints of the live data against the manifest, in one snapshot. */
+async function dataChecks(client: Client, manifest: Manifest): Promise<Check[]> {
+  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  try {
+    return compareState(manifest, await captureState(client, Object.keys(manifest.tables), manifest));
+  } finally {
+    // Commit at once: holding even AccessShareLock would block the migration's ALTERs.
+    await client.query("COMMIT");
+  }
+}
+
+const failedOf = (checks: Check[]) => checks.filter((c) => !c.ok);
+const summarize = (checks: Check[]) => failedOf(checks).map((c) => `${c.name}: ${c.detail}`).join("; ");
+
+export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const { values } = parseFlags("migrate", args, {
+    to: { type: "string" },
+    manifest: { type: "string" },
+    "files-sha256": { type: "string" },
+    up: { type: "string" },
+    down: { type: "string" },
+    "lock-wait-seconds": { type: "string" },
+  });
+  const to = requireFlag("migrate", values.to, "--to", "001_uuid_schema_migration");
+  if (!REVISION_RE.test(to)) throw new UsageError(`migrate: --to "${to}" is not an alembic revision id`, "pass --to REV with letters, digits, _ . - only");
+  const manifestUri = requireFlag("migrate", values.manifest, "--manifest", "<manifestUri printed by backup>");
+  const lockWaitMs = Number(values["lock-wait-seconds"] ?? "60") * 1000;
+  if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0) throw new UsageError("migrate: --lock-wait-seconds must be a number >= 0", "pass --lock-wait-seconds 60");
+  const expectedSha = values["files-sha256"]?.toLowerCase();
+  if (expectedSha !== undefined && !/^[0-9a-f]{64}$/.test(expectedSha)) {
+    throw new UsageError("migrate: --files-sha256 must be 64 hex digits", "pass the migrationFilesSha256 the deployment was planned with");
+  }
+  const python = env.VIBES_PYTHON || "/usr/bin/python3";
+  const upTemplate = values.up ?? `${shQuote(python)} -m alembic upgrade {rev}`;
+  const downTemplate = values.down ?? `${shQuote(python)} -m alembic downgrade {rev}`;
+  for (const [flag, t] of [["--up", upTemplate], ["--down", downTemplate]]) {
+    if (!t.includes("{rev}")) throw new UsageError(`migrate: ${flag} must contain {rev}`, `pass e.g. ${flag} "python3 -m alembic ${flag === "--up" ? "upgrade" : "downgrade"} {rev}"`);
+  }
+  const appDir = env.VIBES_APP_DIR;
+  if (!appDir || !statSync(appDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new StepError(`VIBES_APP_DIR ${appDir ? `"${appDir}" is not a directory` : "is not set"}`, "set VIBES_APP_DIR to the app's folder (it holds alembic.ini and migrations/versions/)");
+  }
+  const lockTimeout = duration(env, "VIBES_LOCK_TIMEOUT", "5s");
+  const statementTimeout = duration(env, "VIBES_STATEMENT_TIMEOUT", "30min");
+  const settings = connectionFromEnv(env);
+  const log = progress("migrate");
+
+  const versionsDir = join(appDir, "migrations", "versions");
+  const filesSha = migrationFilesSha256(versionsDir);
+  if (expectedSha === undefined) {
+    log(`warning: no --files-sha256 given; migration files are ${filesSha}`);
+  } else if (filesSha !== expectedSha) {
+    throw new StepError(`the migration files in ${versionsDir} have SHA-256 ${filesSha}, not the planned ${expectedSha}`,
+      "the migrations changed since the deployment was planned: review the change and run `pulumi preview` / `pulumi up` again");
+  }
+  const manifest = await loadManifest(manifestUri, env);
+
+  return withPassfile(settings, async (childEnv) => {
+    const options = `-c lock_timeout=${lockTimeout.text} -c statement_timeout=${statementTimeout.text}`;
+    childEnv.PGOPTIONS = childEnv.PGOPTIONS ? `${childEnv.PGOPTIONS} ${options}` : options;
+    const history = await readHistory(python, appDir, childEnv);
+    if (history.heads.length !== 1) {
+      throw new StepError(`alembic reports ${history.heads.length} heads (${history.heads.join(", ")})`,
+        "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again");
+    }
+    if (!history.parents.has(to)) {
+      throw new StepError(`revision ${to} is not in ${versionsDir}`, "pass --to a revision that exists in the migration files");
+    }
+
+    const client = await connect(settings, {
+      lockTimeout: lockTimeout.text,
+      statementTimeout: statementTimeout.text,
+      applicationName: `vibes-hooks migrate ${hostname()}:${process.pid}`.slice(0, 63),
+    });
+    try {
+      await acquireLock(client, lockWaitMs, log);
+      log("holding the migration lock");
+      return await migrateLocked(client);
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATE_LOCK_KEY.toString()]).catch(() => undefined);
+      await client.end().catch(() => undefined);
+    }
+
+    async function runCommand(template: string, rev: string, what: string) {
+      const command = template.split("{rev}").join(rev);
+      log(`${what}: ${command}`);
+      const res = await runShell(command, { env: childEnv, cwd: appDir, timeoutMs: statementTimeout.ms + 300_000, label: what });
+      for (const line of res.stderr.split("\n").filter((l) => l.trim())) log(`  ${line}`);
+      return res;
+    }
+
+    async function migrateLocked(client: Client): Promise<Record<string, unknown>> {
+      const revisionBefore = await currentRevision(client);
+      log(`database revision ${revisionBefore ?? "none"}, target ${to}`);
+      if (revisionBefore === to) {
+        log("already at the target revision: nothing to do");
+        return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
+      }
+      if (revisionBefore !== null && !history.parents.has(revisionBefore)) {
+        throw new StepError(`the database is at ${revisionBefore}, which is not in ${versionsDir}`,
+          "deploy with the migration files that match the database (or check DATABASE_URL)");
+      }
+      const down = revisionBefore !== null && isAncestor(history, to, revisionBefore);
+      if (!down && revisionBefore !== null && !isAncestor(history, revisionBefore, to)) {
+        throw new StepError(`${to} is neither an ancestor nor a descendant of the database's ${revisionBefore}`,
+          "pass --to a revision on the database's line of history");
+      }
+      if (down) return migrateDown(client, revisionBefore!);
+      return migrateUp(client, revisionBefore);
+    }
+
+    // Going down is itself the rollback of a deployment: no manifest comparison (the app may
+    // have written since) and no restore; alembic's single transaction keeps a failure atomic.
+    async function migrateDown(client: Client, revisionBefore: string): Promise<Record<string, unknown>> {
+      const res = await runCommand(downTemplate, to, "down");
+      const revisionAfter = await currentRevision(client);
+      if (res.code !== 0 || revisionAfter !== to) {
+        throw new StepError(`the down command to ${to} failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}; the database is at ${revisionAfter ?? "no revision"}`,
+          "read the command's output above, fix the cause and re-run migrate", {
+            details: { revisionBefore, revisionAfter, changed: revisionAfter !== revisionBefore, rolledBack: false, restoredFromBackup: false },
+          });
+      }
+      log(`at ${revisionAfter}`);
+      return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
+    }
+
+    async function migrateUp(client: Client, revisionBefore: string | null): Promise<Record<string, unknown>> {
+      if (manifest.revision !== revisionBefore) {
+        throw new StepError(`the manifest describes revision ${manifest.revision}, but the database is at ${revisionBefore ?? "no revision"}`,
+          "take a new backup (backup step) and pass its manifestUri");
+      }
+      // If the data already differs from the backup, a restore during rollback would lose writes.
+      log("checking the data still matches the backup's manifest");
+      const before = await dataChecks(client, manifest);
+      if (failedOf(before).length > 0) {
+        throw new StepError(`the data changed since the backup (${summarize(before)})`,
+          "make sure maintenance mode is on (no writes), take a new backup and migrate with its manifest");
+      }
+
+      let failure: string;
+      const res = await runCommand(upTemplate, to, "up");
+      const revisionAfter = await currentRevision(client);
+      let failedChecks: Check[] = [];
+      if (res.code !== 0) {
+        failure = `the up command failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
+      } else if (revisionAfter !== to) {
+        failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
+      } else {
+        log("validating schema and data against the manifest");
+        const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
+        failedChecks = failedOf(checks);
+        if (failedChecks.length === 0) {
+          log(`at ${to}; ${checks.length} checks passed`);
+          return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha };
+        }
+        failure = `validation failed after the migration: ${summarize(failedChecks)}`;
+      }
+      log(`FAILED: ${failure}`);
+      return rollBack(client, revisionBefore, failure, failedChecks);
+    }
+
+    async function rollBack(client: Client, revisionBefore: string | null, failure: string, failedChecks: Check[]): Promise<never> {
+      let rolledBack = false;
+      let restoredFromBackup = false;
+      let problem = "";
+      const target = revisionBefore ?? "base";
+      if ((await currentRevision(client)) !== revisionBefore) {
+        const res = await runCommand(downTemplate, target, "roll back");
+        rolledBack = res.code === 0;
+        if (!rolledBack) problem = `the down command failed (exit ${res.code}): ${stderrSummary(res.stderr) || "no error output"}`;
+      }
+      let revisionNow = await currentRevision(client);
+      let checks = await dataChecks(client, manifest);
+      if (revisionNow !== revisionBefore || failedOf(checks).length > 0) {
+        log(`after the down command: revision ${revisionNow ?? "none"}; ${summarize(checks) || "data matches"}; restoring the backup ${manifest.dump.uri}`);
+        try {
+          await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
+          restoredFromBackup = true;
+        } catch (err) {
+          problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
+        }
+        revisionNow = await currentRevision(client);
+        checks = await dataChecks(client, manifest);
+      }
+      const intact = revisionNow === revisionBefore && failedOf(checks).length === 0;
+      const how = restoredFromBackup ? `restored from the backup ${manifest.dump.uri}` : rolledBack ? "rolled back by the down command" : "left unchanged by the failed command";
+      const state = intact
+        ? `the database is back at ${revisionBefore ?? "no revision"} with all data matching the backup's manifest (${how})`
+        : `the database is at ${revisionNow ?? "no revision"} and does NOT match the backup (${summarize(checks) || "revision differs"})${problem ? `; ${problem}` : ""}`;
+      throw new StepError(`${failure}. ${state}`,
+        intact
+          ? "keep maintenance mode on or turn it off to serve the old version; fix the migration and deploy again"
+          : `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri})`,
+        { details: { revisionBefore, revisionAfter: revisionNow, changed: !intact, rolledBack, restoredFromBackup, failedChecks } });
+    }
+  }, env);
+}

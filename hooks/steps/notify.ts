@@ -1,0 +1,28 @@
+// `vibes-hooks notify start|success [--summary TEXT]`: the program's first and last stages.
+// Failure messages come from the CLI dispatcher (notifyFailure), not from this step.
+import { parseFlags } from "../lib/args";
+import { StepError, UsageError } from "../lib/errors";
+import { notify } from "../lib/notify";
+import { progress } from "../lib/progress";
+
+export async function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {
+  const { values, positionals } = parseFlags("notify", args, { summary: { type: "string" } }, true);
+  const event = positionals[0];
+  if (positionals.length !== 1 || (event !== "start" && event !== "success")) {
+    throw new UsageError("notify: expected exactly one of start, success", "run `vibes-hooks notify start` or `vibes-hooks notify success --summary TEXT`");
+  }
+  const log = progress("notify");
+  const result = await notify(event, { summary: values.summary }, env);
+  if (result.skipped) log(`nothing sent: ${result.skipped}`);
+  for (const f of result.failed) log(`not sent to ${f.target}: ${f.error}`);
+  for (const s of result.sent) log(`${event} sent to ${s}`);
+  // A start message nobody receives means the failure message would be lost too: stop before
+  // anything changes. After success the deployment is done; a lost message only warns.
+  if (event === "start" && result.sent.length === 0 && result.failed.length > 0) {
+    throw new StepError(
+      `no notification destination accepted the start message (${result.failed.map((f) => `${f.target}: ${f.error}`).join("; ")})`,
+      "fix notifyTopicArn / notifyWebhookUrl in the stack config (or the network to them) and run pulumi up again",
+    );
+  }
+  return { event, sent: result.sent, failed: result.failed, ...(result.skipped ? { skipped: result.skipped } : {}) };
+}

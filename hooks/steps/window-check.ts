@@ -1,0 +1,42 @@
+// `vibes-hooks window-check --window JSON [--override JSON]`: the first deploy-time stage on
+// stacks with a maintenance window. It runs when `pulumi up` executes (not at preview), so a
+// plan made inside the window cannot be applied after it closes.
+import { parseFlags, requireFlag } from "../lib/args";
+import { StepError, UsageError } from "../lib/errors";
+import { progress } from "../lib/progress";
+import { checkWindow, parseWindow } from "../../safety/maintenanceWindow";
+import { describeOverride, parseOverride } from "../../safety/override";
+
+function parseJsonFlag(flag: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new UsageError(`window-check: ${flag} is not JSON`, `pass ${flag} '{"days":["sat"],"start":"22:00","end":"02:00"}'`);
+  }
+}
+
+export async function run(args: string[], _env: NodeJS.ProcessEnv = process.env, now: Date = new Date()): Promise<Record<string, unknown>> {
+  const { values } = parseFlags("window-check", args, { window: { type: "string" }, override: { type: "string" } });
+  const rawWindow = requireFlag("window-check", values.window, "--window", `'{"days":["sat","sun"],"start":"22:00","end":"02:00"}'`);
+  let window;
+  let override;
+  try {
+    window = parseWindow(parseJsonFlag("--window", rawWindow), "maintenanceWindow");
+    override = values.override === undefined ? undefined : parseOverride(parseJsonFlag("--override", values.override), "maintenanceWindowOverride");
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    throw new UsageError(`window-check: ${(err as Error).message}`);
+  }
+  const decision = checkWindow(window, now);
+  const log = progress("window-check");
+  if (!decision.inside && !override) {
+    throw new StepError(
+      `${decision.message}; nothing was changed`,
+      `run pulumi up again after ${decision.nextOpening}, or set config maintenanceWindowOverride {reason, approvedBy, ticket} for an emergency`,
+      { details: { inside: false, nextOpening: decision.nextOpening } },
+    );
+  }
+  if (!decision.inside && override) log(`OVERRIDDEN (${describeOverride(override)}): ${decision.message}`);
+  else log(decision.message);
+  return { inside: decision.inside, overridden: !decision.inside, nextOpening: decision.nextOpening ?? null, closesAt: decision.closesAt ?? null, message: decision.message };
+}

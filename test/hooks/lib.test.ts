@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
+import { withPassfile } from "../../hooks/lib/childEnv";
+import { redact, secretsIn } from "../../hooks/cli";
+import { StepError } from "../../hooks/lib/errors";
+
+describe("hooks lib: connection settings, passfile, redaction", () => {
+  it("reads DATABASE_URL, prefers VIBES_DB_PASSWORD, and never echoes the URL in errors", () => {
+    const s = connectionFromEnv({ DATABASE_URL: "postgresql://app:url%3Apw@db.example:6543/vibes?sslmode=require", VIBES_DB_PASSWORD: "env-pw" });
+    assert.deepEqual(s, { host: "db.example", port: 6543, database: "vibes", user: "app", password: "env-pw", sslmode: "require" });
+    assert.equal(connectionFromEnv({ DATABASE_URL: "postgres://app:url%3Apw@db/v" }).password, "url:pw");
+    assert.equal(urlWithoutPassword(s), "postgresql://app@db.example:6543/vibes?sslmode=require");
+
+    for (const bad of ["not a url sekret-9", "mysql://u:sekret-9@h/db", "postgresql://u:sekret-9@h:99999/db", "postgresql://u:sekret-9@h/"]) {
+      assert.throws(() => connectionFromEnv({ DATABASE_URL: bad }), (err: StepError) => {
+        assert.match(`${err.message} ${err.next}`, /DATABASE_URL/);
+        assert.ok(!err.message.includes("sekret-9"));
+        return true;
+      });
+    }
+    assert.throws(() => connectionFromEnv({}), /DATABASE_URL is not set/);
+    assert.deepEqual(connectionFromEnv({ PGHOST: "h", PGUSER: "u", PGDATABASE: "d" }),
+      { host: "h", port: 5432, database: "d", user: "u", password: undefined, sslmode: undefined });
+  });
+
+  it("withPassfile: 0600 file with escaped fields, no secrets in the child env, removed even on failure", async () => {
+    let seen = "";
+    const settings = { host: "h", port: 5432, database: "d", user: "u", password: "a:b\\c" };
+    const base = { VIBES_DB_PASSWORD: "a:b\\c", PGPASSWORD: "x", VIBES_ADMIN_TOKEN: "tok", KEEP: "1" };
+    await assert.rejects(withPassfile(settings, async (env) => {
+      seen = env.PGPASSFILE!;
+      assert.equal(statSync(seen).mode & 0o777, 0o600);
+      assert.equal(statSync(dirname(seen)).mode & 0o077, 0, "private temp dir");
+      assert.equal(readFileSync(seen, "utf8"), "h:5432:*:u:a\\:b\\\\c\n");
+      assert.equal(env.VIBES_DB_PASSWORD, undefined);
+      assert.equal(env.PGPASSWORD, undefined);
+      assert.equal(env.VIBES_ADMIN_TOKEN, undefined);
+      assert.equal(env.KEEP, "1");
+      assert.equal(env.DATABASE_URL, "postgresql://u@h:5432/d");
+      assert.ok(!JSON.stringify(env).includes("a:b"));
+      throw new Error("boom");
+    }, base), /boom/);
+    assert.ok(seen && !existsSync(seen), "passfile removed after a failure");
+  });
+
+  it("redacts every secret form from text", () => {
+    const secrets = secretsIn({ VIBES_DB_PASSWORD: "p@ss:w/rd", VIBES_ADMIN_TOKEN: "tok-123", DATABASE_URL: "postgresql://u:other%2Fpw@h/d" });
+    const text = redact("a p@ss:w/rd b p%40ss%3Aw%2Frd c tok-123 d other/pw e other%2Fpw", secrets);
+    assert.equal(text, "a *** b *** c *** d *** e ***");
+  });
+});

@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { captureState, compareState, loadManifest } from "../../hooks/lib/manifest";
+import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { MIGRATE_LOCK_KEY } from "../../hooks/steps/migrate";
+import { APP_DIR, APP_PYTHON, getCluster, type PgCluster } from "../support/pgCluster";
+import { assertFailed, assertSecretAbsent, runHooks, type HooksResult } from "../support/hooks";
+
+const TARGET = "001_uuid_schema_migration";
+const BEFORE = "0000_initial";
+
+describe("migrate", function () {
+  this.timeout(300_000);
+  let pg: PgCluster;
+  const scratch: string[] = [];
+
+  before(async () => {
+    pg = await getCluster();
+  });
+  after(() => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  function tempDir(prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    scratch.push(dir);
+    return dir;
+  }
+
+  /** A copy of the app, to change its revisions without touching app/. */
+  function appCopy(): string {
+    const dir = tempDir("vibes-app-");
+    cpSync(APP_DIR, dir, { recursive: true, filter: (src) => !src.includes("__pycache__") && !src.endsWith(".run") });
+    return dir;
+  }
+
+  /** A copy of the app whose 001 revision is replaced by app/testing/faulty_revisions/<fault>.py. */
+  function faultyApp(fault: string): string {
+    const dir = appCopy();
+    cpSync(join(APP_DIR, "testing", "faulty_revisions", `${fault}.py`), join(dir, "migrations", "versions", `${TARGET}.py`));
+    return dir;
+  }
+
+  /** A fresh Vibes database at 0000_initial with a verified backup; env set up for migrate. */
+  async function prepared(appDir = APP_DIR) {
+    const db = await pg.createVibesDatabase({ users: 12, journalsPerUser: 3, tags: 4 });
+    const env: NodeJS.ProcessEnv = {
+      ...db.env, VIBES_APP_DIR: appDir, VIBES_PYTHON: APP_PYTHON,
+      VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: tempDir("vibes-backups-"),
+    };
+    const backup = await runHooks("backup", ["--label", BEFORE], env);
+    assert.equal(backup.code, 0, backup.stderr);
+    const sha = migrationFilesSha256(join(appDir, "migrations", "versions"));
+    const migrate = (to: string, extra: string[] = [], opts = {}) =>
+      runHooks("migrate", ["--to", to, "--manifest", backup.json.manifestUri, "--files-sha256", sha, ...extra], env, opts);
+    return { db, env, manifestUri: backup.json.manifestUri as string, migrate };
+  }
+
+  const migrateLockHeld = async (db: string) =>
+    (await pg.query(db, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::bigint::oid",
+      [(MIGRATE_LOCK_KEY & 0xffffffffn).toString()])).length > 0;
+  const revisionOf = async (db: string) => (await pg.query(db, "SELECT version_num FROM alembic_version"))[0]?.version_num;
+  const idType = async (db: string) =>
+    (await pg.query(db, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'"))[0].data_type;
+
+  /** The checks that fail when comparing the database's data with the manifest (empty: all data is there). */
+  async function dataDifferences(db: string, manifestUri: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+    const manifest = await loadManifest(manifestUri, env);
+    const client = await pg.adminClient(db);
+    try {
+      const state = await captureState(client, Object.keys(manifest.tables), manifest);
+      return compareState(manifest, state).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  const result = (res: HooksResult) => {
+    const { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup } = res.json;
+    return { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup };
+  };
+
+  it("migrates up with validation, does nothing the second time, and migrates back down", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    const up = await migrate(TARGET);
+    assert.equal(up.code, 0, up.stderr);
+    assert.deepEqual(result(up), { revisionBefore: BEFORE, revisionAfter: TARGET, changed: true, rolledBack: false, restoredFromBackup: false });
+    assert.equal(await revisionOf(db.name), TARGET);
+    assert.equal(await idType(db.name), "uuid");
+
+    const again = await migrate(TARGET);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(result(again), { revisionBefore: TARGET, revisionAfter: TARGET, changed: false, rolledBack: false, restoredFromBackup: false });
+    assert.match(again.stderr, /nothing to do/);
+
+    const down = await migrate(BEFORE);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(result(down), { revisionBefore: TARGET, revisionAfter: BEFORE, changed: true, rolledBack: false, restoredFromBackup: false });
+    assert.equal(await idType(db.name), "integer");
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    for (const r of [up, again, down]) assertSecretAbsent(r, pg.password);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("refuses changed migration files before touching anything", async () => {
+    const { db, env, manifestUri } = await prepared();
+    const res = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--files-sha256", "0".repeat(64)], env);
+    assertFailed(res, "migrate", /migration files .* have SHA-256 [0-9a-f]{64}, not the planned 0{64}/);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
+    await pg.dropDatabase(db.name);
+  });
+
+  it("refuses when alembic reports more than one head", async () => {
+    const appDir = appCopy();
+    writeFileSync(join(appDir, "migrations", "versions", "002_branch.py"), [
+      'revision = "002_branch"', 'down_revision = "0000_initial"', "branch_labels = None", "depends_on = None", "",
+      "def upgrade():\n    pass", "", "def downgrade():\n    pass", "",
+    ].join("\n"));
+    const { db, migrate } = await prepared(appDir);
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /alembic reports 2 heads \((001_uuid_schema_migration, 002_branch|002_branch, 001_uuid_schema_migration)\)/);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("leaves the database unchanged when the migration fails half way", async () => {
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("fail_halfway"));
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /the up command failed \(exit \d+\).*back at 0000_initial with all data matching/);
+    assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: false });
+    assert.equal(await migrateLockHeld(db.name), false, "the lock is released after a failure");
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    assertSecretAbsent(res, pg.password);
+    await pg.dropDatabase(db.name);
+  });
+
+  for (const [fault, caught] of [["drop_rows", /data\.rows\.journals/], ["reparent", /data\.relationships\.journals/]] as const) {
+    it(`catches the ${fault} revision, rolls back and restores the backup so all data is there`, async () => {
+      const { db, env, manifestUri, migrate } = await prepared(faultyApp(fault));
+      const res = await migrate(TARGET);
+      assertFailed(res, "migrate", /validation failed after the migration/);
+      assert.match(res.json.error, caught);
+      assert.match(res.json.error, /back at 0000_initial with all data matching .*restored from the backup/);
+      assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: true, restoredFromBackup: true });
+      assert.equal(await migrateLockHeld(db.name), false, "the lock is released after a rollback");
+      assert.equal(await revisionOf(db.name), BEFORE);
+      assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+      assertSecretAbsent(res, pg.password);
+      await pg.dropDatabase(db.name);
+    });
+  }
+
+  it("lets only one of two concurrent migrates run; the other names the lock holder", async () => {
+    const { db, migrate } = await prepared();
+    // The first migrate keeps the lock for a while: its up command sleeps before migrating.
+    const slowUp = `sleep 3; ${APP_PYTHON} -m alembic upgrade {rev}`;
+    const first = migrate(TARGET, ["--up", slowUp]);
+    const lockHeld = () => migrateLockHeld(db.name);
+    const deadline = Date.now() + 60_000;
+    while (!(await lockHeld())) {
+      assert.ok(Date.now() < deadline, "the first migrate never took the lock");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const second = await migrate(TARGET, ["--lock-wait-seconds", "1"]);
+    assertFailed(second, "migrate", /migration lock is held by backend pid \d+ \(application "vibes-hooks migrate [^"]+", user vibes/);
+    assert.match(second.json.next, /pg_terminate_backend\(\d+\)/);
+    const done = await first;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.json.changed, true);
+    assert.equal(await revisionOf(db.name), TARGET);
+    assert.equal(await lockHeld(), false, "the lock is released");
+    await pg.dropDatabase(db.name);
+  });
+
+  it("gives the migration command the password only through a passfile, and the timeouts through PGOPTIONS", async () => {
+    const { db, migrate } = await prepared();
+    const out = tempDir("vibes-child-");
+    // Records the command's environment and every process's arguments while it runs.
+    const spy = `env > ${out}/env; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done > ${out}/cmdlines 2>/dev/null; ` +
+      `${APP_PYTHON} -m alembic upgrade {rev}`;
+    const res = await migrate(TARGET, ["--up", spy]);
+    assert.equal(res.code, 0, res.stderr);
+    const childEnv = readFileSync(join(out, "env"), "utf8");
+    const cmdlines = readFileSync(join(out, "cmdlines"), "utf8");
+    assert.match(cmdlines, /alembic upgrade 001_uuid_schema_migration/, "the spy saw the processes");
+    for (const text of [childEnv, cmdlines]) {
+      assert.ok(!text.includes(pg.password) && !text.includes(encodeURIComponent(pg.password)), "password visible to the child");
+    }
+    assert.match(childEnv, /^PGPASSFILE=.+$/m);
+    assert.doesNotMatch(childEnv, /^(PGPASSWORD|VIBES_DB_PASSWORD)=/m);
+    assert.match(childEnv, /^PGOPTIONS=-c lock_timeout=5s -c statement_timeout=30min$/m);
+    assert.match(childEnv, new RegExp(`^DATABASE_URL=postgresql://vibes@127\\.0\\.0\\.1:${pg.port}/${db.name}$`, "m"));
+    assertSecretAbsent(res, pg.password);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("rejects bad settings before connecting, naming the setting", async () => {
+    const { db, env, manifestUri } = await prepared();
+    const bad = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri], { ...env, VIBES_LOCK_TIMEOUT: "five seconds" });
+    assertFailed(bad, "migrate", /VIBES_LOCK_TIMEOUT "five seconds" is not a PostgreSQL duration/);
+    const injection = await runHooks("migrate", ["--to", "001; rm -rf /", "--manifest", manifestUri], env);
+    assert.equal(injection.code, 2);
+    assert.match(injection.json.error, /is not an alembic revision id/);
+    const noTo = await runHooks("migrate", ["--manifest", manifestUri], env);
+    assert.equal(noTo.code, 2);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    await pg.dropDatabase(db.name);
+  });
+});
+
+describe("migrationFilesSha256", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "vibes-versions-"));
+    writeFileSync(join(dir, "a.py"), "revision = 'a'\n");
+    writeFileSync(join(dir, "b.py"), "revision = 'b'\n");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("changes with any byte or name of a revision file, and only with those", () => {
+    const base = migrationFilesSha256(dir);
+    assert.match(base, /^[0-9a-f]{64}$/);
+    writeFileSync(join(dir, "notes.txt"), "not a revision");
+    mkdirSync(join(dir, "__pycache__"));
+    writeFileSync(join(dir, "__pycache__", "a.cpython-310.pyc"), "bytecode");
+    assert.equal(migrationFilesSha256(dir), base, "other files do not count");
+    writeFileSync(join(dir, "b.py"), "revision = 'B'\n");
+    const edited = migrationFilesSha256(dir);
+    assert.notEqual(edited, base);
+    renameSync(join(dir, "b.py"), join(dir, "c.py"));
+    assert.notEqual(migrationFilesSha256(dir), edited, "a rename counts");
+  });
+});

@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
+import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
+
+describe("vibes-hooks verify-restore and restore", function () {
+  let pg: PgCluster;
+  let db: TestDatabase;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let backup: { uri: string; manifestUri: string; sha256: string };
+
+  const verifyDatabases = async () =>
+    (await pg.query("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'vibes_verify_%'")).map((r) => r.datname);
+
+  before(async () => {
+    pg = await getCluster();
+    db = await pg.createVibesDatabase({ users: 25, journalsPerUser: 2 });
+    dir = mkdtempSync(join(tmpdir(), "vibes-backups-"));
+    env = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir };
+    const res = await runHooks("backup", ["--label", "0000_initial"], env);
+    assert.equal(res.code, 0, res.stderr);
+    backup = res.json;
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await pg.dropDatabase(db.name);
+  });
+
+  /** A copy of the backup (dump + manifest) that a test may damage. */
+  function copyBackup(edit: { dump?: (b: Buffer) => Buffer; manifest?: (m: { tables: Record<string, { rows: number; contentFingerprint: string }> }) => void }): string {
+    const copyDir = mkdtempSync(join(dir, "copy-"));
+    const path = join(copyDir, "vibes_backup_copy.dump");
+    const dump = readFileSync(fileURLToPath(backup.uri));
+    const manifest = JSON.parse(readFileSync(fileURLToPath(backup.manifestUri), "utf8"));
+    writeFileSync(path, edit.dump ? edit.dump(dump) : dump);
+    edit.manifest?.(manifest);
+    writeFileSync(`${path}.manifest.json`, JSON.stringify(manifest));
+    return `file://${path}`;
+  }
+
+  it("restores into a scratch database, matches the manifest, and drops the scratch database", async () => {
+    const res = await runHooks("verify-restore", ["--uri", backup.uri], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.matches, true);
+    assert.equal(res.json.sha256, backup.sha256);
+    assert.match(res.json.scratchDatabase, /^vibes_verify_[0-9a-f]{12}$/);
+    assert.deepEqual(res.json.tables.users, { rows: 25 });
+    assert.ok(res.json.checks.some((c: { name: string; ok: boolean }) => c.name === "data.relationships.journals" && c.ok));
+    assert.deepEqual(await verifyDatabases(), []);
+    assertSecretAbsent(res, pg.password);
+  });
+
+  it("a corrupted dump fails the checksum before any restore", async () => {
+    const uri = copyBackup({ dump: (b) => { b[b.length >> 1] ^= 0xff; return b; } });
+    const res = await runHooks("verify-restore", ["--uri", uri], env);
+    assertFailed(res, "verify-restore", /checksum mismatch/);
+    assert.doesNotMatch(res.stderr, /restoring into/, "checksum is checked first");
+    assert.deepEqual(await verifyDatabases(), []);
+  });
+
+  it("a restore that differs from the manifest fails, names the checks, and still drops the scratch database", async () => {
+    const uri = copyBackup({ manifest: (m) => { m.tables.users.rows = 26; m.tables.journals.contentFingerprint = "0".repeat(32); } });
+    const res = await runHooks("verify-restore", ["--uri", uri], env);
+    assertFailed(res, "verify-restore", /differs from its manifest: data\.rows\.users, data\.content\.journals$/);
+    assert.equal(res.json.checks.filter((c: { ok: boolean }) => !c.ok).length, 2);
+    assert.deepEqual(await verifyDatabases(), []);
+  });
+
+  it("uses a configured scratch database and refuses the target itself", async () => {
+    const scratch = await pg.createDatabase(`scratch_${Date.now()}`);
+    try {
+      const res = await runHooks("verify-restore", ["--uri", backup.uri, "--scratch-database", scratch.name], env);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.json.scratchDatabase, scratch.name);
+      assert.ok(await pg.databaseExists(scratch.name), "a configured scratch database is left in place");
+      const again = await runHooks("verify-restore", ["--uri", backup.uri, "--scratch-database", scratch.name], env);
+      assert.equal(again.code, 0, again.stderr);
+    } finally {
+      await pg.dropDatabase(scratch.name);
+    }
+    const self = await runHooks("verify-restore", ["--uri", backup.uri, "--scratch-database", db.name], env);
+    assert.equal(self.code, 2);
+    assert.match(self.json.error, /is the target database/);
+  });
+
+  describe("restore", () => {
+    it("refuses a non-empty database without --force; with --force brings back the pre-migration state", async () => {
+      const target = await pg.createVibesDatabase({ users: 25, journalsPerUser: 2 });
+      try {
+        const targetEnv = { ...target.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir };
+        await pg.runApp(target.env, ["-m", "alembic", "upgrade", "001_uuid_schema_migration"], "migrate");
+        await pg.query(target.name, "DELETE FROM journals WHERE title IN (SELECT title FROM journals LIMIT 3)");
+
+        const refused = await runHooks("restore", ["--uri", backup.uri], targetEnv);
+        assertFailed(refused, "restore", /is not empty: it has journal_tags, journals, tags, users/);
+        assert.match(refused.json.next, /--force/);
+        const [still] = await pg.query(target.name, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'");
+        assert.equal(still.data_type, "uuid", "nothing touched");
+
+        const res = await runHooks("restore", ["--uri", backup.uri, "--force"], targetEnv);
+        assert.equal(res.code, 0, res.stderr);
+        assert.equal(res.json.database, target.name);
+        const [after] = await pg.query(target.name, `SELECT (SELECT version_num FROM alembic_version) AS rev,
+          (SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id') AS id_type,
+          (SELECT count(*)::int FROM journals) AS journals`);
+        assert.deepEqual(after, { rev: "0000_initial", id_type: "integer", journals: 50 });
+        assertSecretAbsent(res, pg.password);
+      } finally {
+        await pg.dropDatabase(target.name);
+      }
+    });
+
+    it("restores into an empty database and refuses a corrupted dump", async () => {
+      const empty = await pg.createDatabase();
+      try {
+        const emptyEnv = { ...empty.env };
+        const bad = await runHooks("restore", ["--uri", copyBackup({ dump: (b) => b.subarray(0, b.length - 100) })], emptyEnv);
+        assertFailed(bad, "restore", /checksum mismatch/);
+        const res = await runHooks("restore", ["--uri", backup.uri], emptyEnv);
+        assert.equal(res.code, 0, res.stderr);
+        assert.ok(res.json.checks.every((c: { ok: boolean }) => c.ok));
+      } finally {
+        await pg.dropDatabase(empty.name);
+      }
+    });
+  });
+});

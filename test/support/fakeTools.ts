@@ -1,0 +1,46 @@
+/**
+ * Stand-ins for pg_dump, placed via VIBES_PG_DUMP, that wrap the real one to simulate failures
+ * or record how it was called. Each returns the script's path.
+ */
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PG_BIN } from "./pgCluster";
+
+export const REAL_PG_DUMP = join(PG_BIN, "pg_dump");
+
+function script(body: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "vibes-fake-")), "pg_dump");
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** Reports an older major version (pg_dump refuses newer servers). */
+export function oldPgDump(major = 12): string {
+  return script(`if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) ${major}.9"; exit 0; fi\nexec ${REAL_PG_DUMP} "$@"`);
+}
+
+/**
+ * Records its arguments (= the real pg_dump's /proc/PID/cmdline), environment and the
+ * PGPASSFILE's mode into `<log>.args`, `<log>.env`, `<log>.mode`, then runs the real pg_dump.
+ */
+export function spyPgDump(log: string): string {
+  return script([
+    `if [ "$1" = "--version" ]; then exec ${REAL_PG_DUMP} --version; fi`,
+    `printf '%s\\n' "$0" "$@" > '${log}.args'`,
+    `env > '${log}.env'`,
+    `stat -c %a "$PGPASSFILE" > '${log}.mode' 2>&1`,
+    `echo "$PGPASSFILE" > '${log}.passfile'`,
+    `exec ${REAL_PG_DUMP} "$@"`,
+  ].join("\n"));
+}
+
+/** Writes only the first `bytes` of a real dump, then exits with `code` (0: a silent truncation). */
+export function truncatingPgDump(bytes: number, code: number): string {
+  return script([
+    `if [ "$1" = "--version" ]; then exec ${REAL_PG_DUMP} --version; fi`,
+    `${REAL_PG_DUMP} "$@" | head -c ${bytes}`,
+    code === 0 ? "exit 0" : `echo "pg_dump: error: simulated failure" >&2; exit ${code}`,
+  ].join("\n"));
+}
