@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { migrationFilesSha256 } from "./hooks/lib/migrationFiles";
+import { loadSafetyConfig, SafetyConfig } from "./safety/config";
 
 export const PROJECT = "vibes-db-deploy";
 const DEV_STACK = "dev";
@@ -70,6 +71,8 @@ export interface DeployConfig {
     /** protect + retainOnDelete on what holds backups (prod). */
     protect: boolean;
   };
+  /** The RDS instance or Aurora cluster behind databaseUrl (AWS stacks). */
+  rds?: { kind: "instance" | "cluster"; identifier: string };
   snapshot?: {
     kind: "instance" | "cluster";
     /** The RDS instance or Aurora cluster to snapshot. */
@@ -77,6 +80,8 @@ export interface DeployConfig {
     /** Name of the snapshot, derived from the stack and the target revision. */
     identifier: string;
   };
+  /** Promotion and maintenance-window gates, notifications, monitoring (docs/safety.md). */
+  safety: SafetyConfig;
   awsRegion?: string;
   /** Read the database during preview to log a plan summary. */
   planSummary: boolean;
@@ -284,25 +289,33 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   if (s3Endpoint !== undefined && !/^https?:\/\/[^/\s]+/.test(s3Endpoint)) bad("backupS3Endpoint", `must be an http(s) URL (got ${JSON.stringify(s3Endpoint)})`, setCmd("backupS3Endpoint", "http://127.0.0.1:4568"));
   const protect = bool("protectBackups");
 
-  // --- RDS snapshot
-  const snapshotEnabled = bool("snapshotEnabled");
+  // --- RDS instance (or Aurora cluster): the snapshot and the alarms watch it
   const instanceId = raw("rdsInstanceIdentifier");
   const clusterId = raw("rdsClusterIdentifier");
+  let rds: DeployConfig["rds"];
+  if (instanceId !== undefined && clusterId !== undefined) {
+    bad("rdsInstanceIdentifier", "is set together with rdsClusterIdentifier", `keep one: rdsInstanceIdentifier for RDS, rdsClusterIdentifier for Aurora (pulumi config rm ... --stack ${stack})`);
+  } else if (instanceId !== undefined || clusterId !== undefined) {
+    const [key, id] = instanceId !== undefined ? ["rdsInstanceIdentifier", instanceId] : ["rdsClusterIdentifier", clusterId as string];
+    if (!RDS_ID.test(id)) bad(key, `${JSON.stringify(id)} is not an RDS identifier (letter first, letters/digits/hyphens, no -- or trailing -, <= 63)`, setCmd(key, `vibes-${stack}`));
+    else rds = { kind: instanceId !== undefined ? "instance" : "cluster", identifier: id };
+  }
+  const snapshotEnabled = bool("snapshotEnabled");
   let snapshot: DeployConfig["snapshot"];
-  if (snapshotEnabled) {
-    if ((instanceId === undefined) === (clusterId === undefined)) {
-      bad("rdsInstanceIdentifier", "snapshotEnabled needs exactly one of rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)",
-        setCmd("rdsInstanceIdentifier", `vibes-${stack}`) + ", or rdsClusterIdentifier for Aurora");
-    } else {
-      const [key, id] = instanceId !== undefined ? ["rdsInstanceIdentifier", instanceId] : ["rdsClusterIdentifier", clusterId as string];
-      if (!RDS_ID.test(id)) bad(key, `${JSON.stringify(id)} is not an RDS identifier (letter first, letters/digits/hyphens, no -- or trailing -, <= 63)`, setCmd(key, `vibes-${stack}`));
-      const kind = instanceId !== undefined ? "instance" : "cluster";
-      snapshot = { kind, sourceIdentifier: id, identifier: snapshotIdentifier(stack, targetRevision, kind === "cluster" ? 63 : 255) };
-    }
+  if (snapshotEnabled && instanceId === undefined && clusterId === undefined) {
+    bad("rdsInstanceIdentifier", "snapshotEnabled needs exactly one of rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)",
+      setCmd("rdsInstanceIdentifier", `vibes-${stack}`) + ", or rdsClusterIdentifier for Aurora");
+  } else if (snapshotEnabled && rds) {
+    snapshot = { kind: rds.kind, sourceIdentifier: rds.identifier, identifier: snapshotIdentifier(stack, targetRevision, rds.kind === "cluster" ? 63 : 255) };
+  }
+
+  const safety = loadSafetyConfig(source, stack, bad);
+  if (safety.monitoring && !rds && instanceId === undefined && clusterId === undefined) {
+    bad("monitoringEnabled", "the alarms need the database's rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)", setCmd("rdsInstanceIdentifier", `vibes-${stack}`));
   }
 
   const awsRegion = raw("aws:region");
-  const usesAws = target === "s3" || snapshotEnabled;
+  const usesAws = target === "s3" || snapshotEnabled || safety.monitoring !== undefined;
   if (usesAws && awsRegion === undefined) bad("aws:region", "is required for the S3 backup vault and the RDS snapshot", `set it with: pulumi config set aws:region eu-west-1 --stack ${stack}`);
 
   // --- rules for the production stack
@@ -326,7 +339,9 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
+    rds,
     snapshot,
+    safety,
     awsRegion,
     planSummary,
   };

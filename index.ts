@@ -14,14 +14,31 @@ import { SchemaMigration } from "./components/SchemaMigration";
 import { MigrationValidation } from "./components/MigrationValidation";
 import { AppRelease } from "./components/AppRelease";
 import { PostDeployChecks } from "./components/PostDeployChecks";
+import { Monitoring } from "./components/Monitoring";
+import { DeploymentGates } from "./components/DeploymentGates";
+import { DatabaseMonitoring } from "./components/DatabaseMonitoring";
+import { hookCommand } from "./components/hookCommand";
 
 export = async () => {
   const config = readConfig();
   if (pulumi.runtime.isDryRun() && config.planSummary) await logPlanSummary(config);
 
-  // Pre-Deployment Preparation: validation, then where backups go.
+  // Monitoring and Alerting, AWS side, first: its topic also carries the deployment notices
+  // that every step (and any step's failure) sends.
+  const monitoring = config.safety.monitoring && config.rds
+    ? new Monitoring("monitoring", {
+      stack: config.stack,
+      target: config.rds,
+      thresholds: config.safety.monitoring.thresholds,
+      alarmEmails: config.safety.monitoring.alarmEmails,
+    })
+    : undefined;
+  if (monitoring) config.safety.notifyTopicArn = monitoring.alarmTopicArn;
+
+  // Pre-Deployment Preparation: validation, the promotion and window gates, then where backups go.
   const preflight = new PreflightChecks("preflight", { config });
-  const vault = new BackupVault("backup-vault", { config }, { dependsOn: [preflight] });
+  const gates = new DeploymentGates("gates", { config, safety: config.safety }, { dependsOn: [preflight] });
+  const vault = new BackupVault("backup-vault", { config }, { dependsOn: [gates] });
 
   // Maintenance mode goes on before the dump, so the manifest still holds at migration time.
   const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true }, { dependsOn: [vault] });
@@ -38,11 +55,28 @@ export = async () => {
   // Application Deployment, Post-Deployment Validation, then back to service.
   const release = new AppRelease("app-release", fromBackup, { dependsOn: [validation] });
   const checks = new PostDeployChecks("post-deploy-checks", fromBackup, { dependsOn: [release] });
-  new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: backup.sha256 }, { dependsOn: [checks] });
+  const maintenanceOff = new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: backup.sha256 }, { dependsOn: [checks] });
 
-  // Monitoring and Alerting: components/Monitoring.ts (its own issue) plugs in HERE, on AWS stacks,
-  // after the maintenance-off stage above; it adds `alarmTopicArn` to the outputs below and to
-  // docs/outputs.md and the test that pins them.
+  // Monitoring and Alerting, database side: after the deployment, so its grants never queue
+  // behind the migration's locks.
+  const databaseMonitoring = config.safety.monitoring
+    ? new DatabaseMonitoring("database-monitoring", {
+      databaseUrl: config.database.url,
+      databasePassword: config.database.password,
+      tables: config.tables,
+      roleName: config.safety.monitoring.roleName,
+      rolePassword: config.safety.monitoring.rolePassword,
+    }, { dependsOn: [maintenanceOff] })
+    : undefined;
+
+  // Stakeholders notified of completion.
+  hookCommand("notify-success", {
+    config,
+    step: "notify",
+    args: ["success", "--summary", validation.summary],
+    env: [],
+    backupSha256: backup.sha256,
+  }, { dependsOn: databaseMonitoring ? [maintenanceOff, databaseMonitoring] : [maintenanceOff] });
 
   // The stack outputs: a contract for other teams (docs/outputs.md, pinned by a test).
   return {
@@ -60,6 +94,11 @@ export = async () => {
     migrationFilesSha256: config.migration.filesSha256,
     idType: validation.idType,
     validationSummary: validation.summary,
+    // Resolves only once validation passed: the prod promotion gate reads it from test.
+    validated: validation.summary.apply(() => true),
     appUrl: config.app.url,
+    ...(gates.promotion ? { promotionOverride: gates.promotionOverride } : {}),
+    ...(monitoring ? { alarmTopicArn: monitoring.alarmTopicArn, alarmNames: monitoring.alarmNames } : {}),
+    ...(databaseMonitoring ? { monitoringRoleName: databaseMonitoring.monitoringRoleName } : {}),
   };
 };

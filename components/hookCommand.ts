@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { DeployConfig } from "../config";
+import { notifyEnvironment } from "../safety/config";
 
 /** Relative on purpose: the engine runs commands in the project folder, and an absolute
  * path (or `dir`) would differ per machine and re-run every command. */
@@ -69,6 +70,8 @@ export function hookEnvironment(
   backupSha256?: pulumi.Input<string>,
 ): Record<string, pulumi.Input<string>> {
   const env: Record<string, pulumi.Input<string> | undefined> = {
+    // Any failing step reports itself to the stack's notification channels.
+    ...notifyEnvironment(config.stack, config.safety),
     VIBES_TARGET_REVISION: config.migration.targetRevision,
     VIBES_MIGRATION_FILES_SHA256: config.migration.filesSha256,
     VIBES_BACKUP_SHA256: backupSha256,

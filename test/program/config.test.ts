@@ -105,7 +105,7 @@ describe("config", () => {
     ["test", "minFreeSpaceRatio", { minFreeSpaceRatio: "lots" }, /positive number/],
     ["test", "rdsInstanceIdentifier", { rdsInstanceIdentifier: undefined }, /exactly one of/],
     ["test", "rdsInstanceIdentifier", { rdsInstanceIdentifier: "vibes--test" }, /not an RDS identifier/],
-    ["test", "rdsInstanceIdentifier", { rdsClusterIdentifier: "vibes-test-cluster" }, /exactly one of/],
+    ["test", "rdsInstanceIdentifier", { rdsClusterIdentifier: "vibes-test-cluster" }, /set together with rdsClusterIdentifier/],
     ["test", "backupKmsKeyId", { backupEncryption: "AES256", backupKmsKeyId: "alias/backups" }, /not aws:kms/],
     ["test", "backupEncryption", { backupEncryption: "none" }, /one of aws:kms, AES256/],
     ["test", "aws:region", { "aws:region": undefined }, /required for the S3 backup vault/],

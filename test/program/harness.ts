@@ -8,9 +8,10 @@ import * as path from "node:path";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
+import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 
 export const ROOT = path.resolve(__dirname, "../..");
-export const TEST_SECRETS = { databasePassword: "pw-T3st-9f2c41d7", adminToken: "tok-T3st-b8e05a6c" };
+export const TEST_SECRETS = { databasePassword: "pw-T3st-9f2c41d7", adminToken: "tok-T3st-b8e05a6c", monitoringRolePassword: "mon-T3st-4e7a19c2" };
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 export interface Registration {
@@ -94,9 +95,20 @@ function hookStdout(create: string, env: Record<string, string>): string {
     validate: { checks: [{ name: "ids are uuid", ok: true, detail: "" }], summary: "12/12 checks passed", idType: "uuid" },
     "health-gate": { healthy: true, attempts: 1, elapsedMs: 5 },
     smoke: { checks: [] },
+    "window-check": { inside: true, overridden: false, nextOpening: null, closesAt: null, message: "inside" },
+    notify: { event: words[2], sent: [], failed: [] },
   };
   return JSON.stringify({ ok: true, step, ...results[step] });
 }
+
+/** What the test stack reports to prod's promotion gate: it validated the current files at the
+ * default target revision. Tests change it to see the gate refuse. */
+export const testStackOutputs: Record<string, unknown> = {
+  schemaRevisionAfter: "001_uuid_schema_migration",
+  migrationFilesSha256: migrationFilesSha256(path.join(ROOT, "app", "migrations", "versions")),
+  validated: true,
+  validationSummary: "12/12 checks passed",
+};
 
 const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
@@ -112,6 +124,12 @@ const mocks: pulumi.runtime.Mocks = {
         break;
       case "aws:rds/snapshot:Snapshot":
         state.dbSnapshotArn = `arn:aws:rds:eu-west-1:123456789012:snapshot:${i.dbSnapshotIdentifier}`;
+        break;
+      case "pulumi:pulumi:StackReference":
+        state.outputs = { ...testStackOutputs };
+        break;
+      case "aws:sns/topic:Topic":
+        state.arn = `arn:aws:sns:eu-west-1:123456789012:${i.name}`;
         break;
       case "aws:rds/clusterSnapshot:ClusterSnapshot":
         state.dbClusterSnapshotArn = `arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:${i.dbClusterSnapshotIdentifier}`;

@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
-import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS } from "./harness";
+import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS, testStackOutputs } from "./harness";
 
 const COMMAND = "command:local:Command";
 const BUCKET_SIDE_TYPES = [
@@ -118,12 +118,16 @@ describe("program", function () {
           "bin/vibes-hooks maintenance off",
           "bin/vibes-hooks maintenance on",
           "bin/vibes-hooks migrate --to",
+          "bin/vibes-hooks notify start",
+          "bin/vibes-hooks notify success",
           "bin/vibes-hooks preflight --expect-revision",
           "bin/vibes-hooks smoke --expect-id-type",
           "bin/vibes-hooks validate performance",
           "bin/vibes-hooks validate schema",
           "bin/vibes-hooks verify-restore --uri",
-        ]);
+          // Only prod declares a maintenance window.
+          ...(stack === "prod" ? ["bin/vibes-hooks window-check --window"] : []),
+        ].sort());
         for (const c of commands) {
           assert.equal(c.inputs.dir, undefined, `${c.name}: no dir`);
           assert.equal(c.inputs.triggers, undefined, `${c.name}: triggers replace (create-before-delete)`);
@@ -196,7 +200,7 @@ describe("program", function () {
   describe("graph order", () => {
     // [stage command, the commands or resources it must wait for]
     const edges = (aws: boolean): [string, string[]][] => [
-      [aws ? "backup-vault-bucket" : "backup-vault-folder", ["preflight-preflight"]],
+      [aws ? "backup-vault-bucket" : "backup-vault-folder", ["gates-notify-start"]],
       ["maintenance-on-maintenance", aws ? ["backup-vault-bucket", "backup-vault-encryption", "backup-vault-public-access", "backup-vault-tls-only"] : ["backup-vault-folder"]],
       ["backup-dump", ["maintenance-on-maintenance"]],
       ["backup-verify-restore", ["backup-dump"]],
@@ -208,11 +212,17 @@ describe("program", function () {
       ["post-deploy-checks-smoke", ["app-release-health-gate"]],
       ["post-deploy-checks-performance", ["app-release-health-gate"]],
       ["maintenance-off-maintenance", ["post-deploy-checks-smoke", "post-deploy-checks-performance"]],
+      ["notify-success", ["maintenance-off-maintenance", "validation-validate"]],
+      // The monitoring role's grants never queue behind the migration's locks.
+      ...(aws ? [["database-monitoring-tables-select", ["maintenance-off-maintenance"]] as [string, string[]]] : []),
     ];
     for (const stack of ["dev", "test", "prod"]) {
       it(`${stack}: each stage waits for the ones it must`, () => {
         const run = runs[stack];
-        for (const [stage, before] of edges(stack !== "dev")) {
+        const windowEdges: [string, string[]][] = stack === "prod"
+          ? [["gates-window-check", ["preflight-preflight"]], ["gates-notify-start", ["gates-window-check"]]]
+          : [["gates-notify-start", ["preflight-preflight"]]];
+        for (const [stage, before] of [...edges(stack !== "dev"), ...windowEdges]) {
           const deps = byName(run, stage).dependencies;
           for (const b of before) assert.ok(deps.includes(byName(run, b).urn), `${stage} must depend on ${b}`);
         }
@@ -237,12 +247,17 @@ describe("program", function () {
     });
 
     it("a new target revision changes every stage from maintenance-on onward, and only those", async () => {
-      const rollback = await runProgram("prod", { overrides: { targetRevision: "0000_initial" } });
+      // Prod's promotion gate needs the test stack to have rolled back first.
+      const validatedOnTest = testStackOutputs.schemaRevisionAfter;
+      testStackOutputs.schemaRevisionAfter = "0000_initial";
+      const rollback = await runProgram("prod", { overrides: { targetRevision: "0000_initial" } })
+        .finally(() => { testStackOutputs.schemaRevisionAfter = validatedOnTest; });
       const before = inputsByName(runs.prod);
       const changed = [...inputsByName(rollback)].filter(([name, wire]) => before.get(name) !== wire).map(([name]) => name).sort();
       assert.deepEqual(changed, [
         "app-release-health-gate", "app-release-restart", "backup-dump", "backup-verify-restore",
-        "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate",
+        "gates-notify-start", "gates-window-check",
+        "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
         "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight",
         "rds-snapshot-snapshot", "validation-validate",
       ]);
@@ -282,6 +297,8 @@ describe("program", function () {
         "post-deploy-checks-performance": ["environment.VIBES_DB_PASSWORD"],
         "maintenance-off-maintenance": ["environment.VIBES_ADMIN_TOKEN"],
         "backup-vault-folder": [],
+        "gates-notify-start": [],
+        "notify-success": [],
       };
       for (const [name, paths] of Object.entries(expected)) {
         assert.deepEqual(secretPaths(byName(runs.dev, name).wire).sort(), paths, name);
@@ -292,11 +309,13 @@ describe("program", function () {
 
   describe("stack outputs", () => {
     const common = ["appUrl", "backupBytes", "backupManifestUri", "backupObjectUri", "backupSha256", "idType",
-      "migrationFilesSha256", "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validationSummary"];
+      "migrationFilesSha256", "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validated", "validationSummary"];
+    const aws = [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier",
+      "alarmNames", "alarmTopicArn", "monitoringRoleName"];
     const expected: Record<string, string[]> = {
       dev: [...common, "backupFolder"],
-      test: [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier"],
-      prod: [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier"],
+      test: aws,
+      prod: [...aws, "promotionOverride"],
     };
     for (const stack of ["dev", "test", "prod"]) {
       it(`${stack}: the set is pinned (docs/outputs.md)`, () => {
@@ -320,6 +339,12 @@ describe("program", function () {
       assert.equal(o.migrationFilesSha256, FILES_SHA);
       assert.equal(o.appUrl, "https://vibes.example");
       assert.equal(runs.dev.resolved.backupFolder, ".dev/backups");
+      assert.equal(o.validated, true);
+      assert.equal(o.alarmTopicArn, "arn:aws:sns:eu-west-1:123456789012:vibes-prod-alarms");
+      assert.deepEqual(o.alarmNames, ["vibes-prod-cpu", "vibes-prod-freeable-memory", "vibes-prod-free-storage",
+        "vibes-prod-connections", "vibes-prod-read-latency", "vibes-prod-write-latency"]);
+      assert.equal(o.monitoringRoleName, "vibes_monitor");
+      assert.equal(o.promotionOverride, null);
     });
   });
 

@@ -1,0 +1,92 @@
+// Stage 0: what prod must satisfy before anything changes. The promotion gate (test deployed and
+// validated this revision with these migration files), the maintenance window (checked again
+// when `pulumi up` runs, by `vibes-hooks window-check`), then the start notification.
+//
+// How the promotion refusal stops a preview: the decision is an input of the start
+// notification's command; a refusal rejects it, the Node SDK re-raises the failed registration,
+// and the program (preview or up) fails before any stage that depends on this component is
+// registered. Give every mutating stage `dependsOn: [gates]` (or a stage that has it).
+import * as pulumi from "@pulumi/pulumi";
+import { DeployConfig } from "../config";
+import { hookCommand } from "./hookCommand";
+import { SafetyConfig } from "../safety/config";
+import { checkWindow, describeWindow } from "../safety/maintenanceWindow";
+import { describeOverride } from "../safety/override";
+import { evaluatePromotion, PromotionDecision, TEST_OUTPUT_KEYS, TestStackOutputs } from "../safety/promotionGate";
+
+export interface DeploymentGatesArgs {
+  config: DeployConfig;
+  safety: SafetyConfig;
+  /** The plan's clock (tests). */
+  now?: Date;
+}
+
+export class DeploymentGates extends pulumi.ComponentResource {
+  /** Rejects when the promotion gate refuses; undefined without a gate (non-prod stacks). */
+  public readonly promotion?: pulumi.Output<PromotionDecision>;
+  /** The override in force, for the audit trail in the stack outputs; null when none. */
+  public readonly promotionOverride: pulumi.Output<{ reason: string; approvedBy: string; ticket: string } | null>;
+
+  constructor(name: string, args: DeploymentGatesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vibes:safety:DeploymentGates", name, {}, opts);
+    const { config, safety } = args;
+    const after: pulumi.CustomResourceOptions = { parent: this, dependsOn: opts?.dependsOn };
+    const summary: pulumi.Input<string>[] = [];
+
+    if (safety.promotion) {
+      const p = safety.promotion;
+      const ref = new pulumi.StackReference(`${name}-test-stack`, { name: p.testStack }, { parent: this });
+      const outputs = pulumi.output(
+        Promise.all(TEST_OUTPUT_KEYS.map(async (key) => {
+          const details = await ref.getOutputDetails(key);
+          return [key, details.value ?? details.secretValue] as const;
+        })).then((entries) => Object.fromEntries(entries) as TestStackOutputs),
+      );
+      this.promotion = outputs.apply((test) => {
+        const decision = evaluatePromotion(test, {
+          stack: config.stack,
+          testStack: p.testStack,
+          targetRevision: config.migration.targetRevision,
+          migrationFilesSha256: config.migration.filesSha256,
+        }, p.override);
+        if (!decision.allowed) throw new Error(decision.message);
+        if (decision.overridden) pulumi.log.warn(decision.message, this);
+        else pulumi.log.info(decision.message, this);
+        return decision;
+      });
+      summary.push(this.promotion.apply((d) => (d.overridden ? d.message : "promotion: validated on test")));
+    }
+    this.promotionOverride = pulumi.output(safety.promotion?.override ?? null);
+
+    let windowCheck;
+    if (safety.maintenanceWindow) {
+      const w = safety.maintenanceWindow;
+      const override = safety.maintenanceWindowOverride;
+      const decision = checkWindow(w, args.now ?? new Date());
+      if (!decision.inside && override) {
+        pulumi.log.warn(`maintenance window OVERRIDDEN (${describeOverride(override)}): ${decision.message}`, this);
+      } else if (!decision.inside) {
+        // Preview only reports: the plan may be reviewed now and applied inside the window.
+        pulumi.log.warn(`${decision.message}: \`pulumi up\` now would fail at window-check before the backup; nothing would change`, this);
+      } else {
+        pulumi.log.info(decision.message, this);
+      }
+      windowCheck = hookCommand(`${name}-window-check`, {
+        config,
+        step: "window-check",
+        args: ["--window", JSON.stringify(w), ...(override ? ["--override", JSON.stringify(override)] : [])],
+        env: [],
+      }, after).command;
+      summary.push(`window ${describeWindow(w)}${override ? ` OVERRIDDEN (${describeOverride(override)})` : ""}`);
+    }
+
+    hookCommand(`${name}-notify-start`, {
+      config,
+      step: "notify",
+      args: ["start", "--summary", pulumi.all(summary).apply((parts) => parts.join("; ") || "no gates on this stack")],
+      env: [],
+    }, windowCheck ? { parent: this, dependsOn: [windowCheck] } : after);
+
+    this.registerOutputs({ promotion: this.promotion, promotionOverride: this.promotionOverride });
+  }
+}

@@ -1,0 +1,133 @@
+// Maintenance window arithmetic, in UTC only, so a window means the same instant on every
+// operator's machine. A window opens on each listed day at `start` and closes at `end`; when
+// `end` is not after `start` it closes on the next day (e.g. sat 22:00 -> sun 02:00), and the
+// listed day is the day it opens.
+
+export const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
+export type Day = (typeof DAYS)[number];
+
+export interface MaintenanceWindow {
+  days: Day[];
+  /** UTC "HH:MM". */
+  start: string;
+  /** UTC "HH:MM"; not after `start` means the next day. */
+  end: string;
+}
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+function minutesOf(hhmm: string): number {
+  const m = HHMM.exec(hhmm);
+  if (!m) throw new Error(`"${hhmm}" is not a UTC time "HH:MM"`);
+  return Number(m[1]) * 60 + Number(m[2]);
+}
+
+/** Checks a config value and names `key` and the fix when it is malformed. */
+export function parseWindow(raw: unknown, key: string): MaintenanceWindow {
+  const example = `e.g. {"days": ["sat", "sun"], "start": "22:00", "end": "02:00"} (UTC)`;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new Error(`config ${key} must be an object {days, start, end}, ${example}`);
+  }
+  const value = raw as Record<string, unknown>;
+  if (!Array.isArray(value.days) || value.days.length === 0) {
+    throw new Error(`config ${key}.days must be a non-empty list of ${DAYS.join(", ")}, ${example}`);
+  }
+  const days: Day[] = [];
+  for (const d of value.days) {
+    const day = typeof d === "string" ? d.trim().toLowerCase() : "";
+    if (!(DAYS as readonly string[]).includes(day)) {
+      throw new Error(`config ${key}.days has "${String(d)}"; use three-letter UTC day names ${DAYS.join(", ")}`);
+    }
+    if (!days.includes(day as Day)) days.push(day as Day);
+  }
+  for (const field of ["start", "end"] as const) {
+    if (typeof value[field] !== "string" || !HHMM.test(value[field] as string)) {
+      throw new Error(`config ${key}.${field} must be a UTC time "HH:MM" (00:00-23:59), got ${JSON.stringify(value[field])}; ${example}`);
+    }
+  }
+  if (value.start === value.end) {
+    throw new Error(`config ${key} has start = end (${String(value.start)}): an empty window; remove ${key} to deploy at any time`);
+  }
+  return { days, start: value.start as string, end: value.end as string };
+}
+
+function durationMs(w: MaintenanceWindow): number {
+  const minutes = (minutesOf(w.end) - minutesOf(w.start) + 24 * 60) % (24 * 60);
+  return minutes * MINUTE_MS;
+}
+
+/** Openings on the UTC days from `fromDay` (offset from today) for `count` days. */
+function openings(w: MaintenanceWindow, now: Date, fromDay: number, count: number): Date[] {
+  const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  const result: Date[] = [];
+  for (let i = fromDay; i < fromDay + count; i++) {
+    const day = new Date(midnight + i * DAY_MS);
+    if (w.days.includes(DAYS[day.getUTCDay()])) result.push(new Date(day.getTime() + minutesOf(w.start) * MINUTE_MS));
+  }
+  return result;
+}
+
+/** The open window containing `now` (opened yesterday and crossing midnight, or opened today). */
+export function currentWindow(w: MaintenanceWindow, now: Date): { opensAt: Date; closesAt: Date } | undefined {
+  for (const opensAt of openings(w, now, -1, 2)) {
+    const closesAt = new Date(opensAt.getTime() + durationMs(w));
+    if (opensAt.getTime() <= now.getTime() && now.getTime() < closesAt.getTime()) return { opensAt, closesAt };
+  }
+  return undefined;
+}
+
+export function isInsideWindow(w: MaintenanceWindow, now: Date): boolean {
+  return currentWindow(w, now) !== undefined;
+}
+
+/** The first opening strictly after `now` (a window already open does not count). */
+export function nextOpening(w: MaintenanceWindow, now: Date): Date {
+  // Eight days cover every weekday once more even when today's opening has passed.
+  const next = openings(w, now, 0, 8).find((o) => o.getTime() > now.getTime());
+  if (!next) throw new Error("maintenance window has no days"); // parseWindow rules this out
+  return next;
+}
+
+export function describeWindow(w: MaintenanceWindow): string {
+  return `${w.days.join(",")} ${w.start}-${w.end} UTC${minutesOf(w.end) <= minutesOf(w.start) ? " (closes the next day)" : ""}`;
+}
+
+function formatUtc(d: Date): string {
+  return `${DAYS[d.getUTCDay()]} ${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+function formatIn(ms: number): string {
+  const minutes = Math.ceil(ms / MINUTE_MS);
+  const d = Math.floor(minutes / 1440);
+  const h = Math.floor((minutes % 1440) / 60);
+  const m = minutes % 60;
+  return [d ? `${d}d` : "", h ? `${h}h` : "", m || (!d && !h) ? `${m}m` : ""].filter(Boolean).join(" ");
+}
+
+export interface WindowDecision {
+  inside: boolean;
+  message: string;
+  /** ISO time of the next opening, when outside. */
+  nextOpening?: string;
+  /** ISO time the current window closes, when inside. */
+  closesAt?: string;
+}
+
+export function checkWindow(w: MaintenanceWindow, now: Date): WindowDecision {
+  const open = currentWindow(w, now);
+  if (open) {
+    return {
+      inside: true,
+      closesAt: open.closesAt.toISOString(),
+      message: `inside maintenance window ${describeWindow(w)}; it closes ${formatUtc(open.closesAt)} (in ${formatIn(open.closesAt.getTime() - now.getTime())})`,
+    };
+  }
+  const next = nextOpening(w, now);
+  return {
+    inside: false,
+    nextOpening: next.toISOString(),
+    message: `outside maintenance window ${describeWindow(w)} at ${formatUtc(now)}; next opening ${formatUtc(next)} (in ${formatIn(next.getTime() - now.getTime())})`,
+  };
+}
