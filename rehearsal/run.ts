@@ -21,7 +21,8 @@ export interface RehearsalOptions {
 export interface ResourceSummary {
     name: string;
     type: string;
-    status: "ok" | "failed" | "not-run";
+    /** running: started, not finished (only while the rehearsal is under way). */
+    status: "running" | "ok" | "failed" | "not-run";
     startedMs?: number;
     durationMs?: number;
     exitCode?: number;
@@ -162,7 +163,7 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalSummary
                 stageOrder.push(n.stage);
                 log(`${at()} ▶ ${stageLabel(n.stage)}`);
             }
-            n.result = { name: n.name, type: n.type, status: "ok", startedMs: Date.now() - started };
+            n.result = { name: n.name, type: n.type, status: "running", startedMs: Date.now() - started };
         },
         commandStarted(ev) {
             log(`${at()}   ▷ ${ev.name}`);
@@ -186,6 +187,7 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalSummary
             const n = nodes.get(urn);
             if (!n?.result) return;
             n.result.durationMs = Date.now() - started - (n.result.startedMs ?? 0);
+            if (n.result.status === "running") n.result.status = "ok";
             if (n.result.status === "failed" && n.stage) log(`${at()} ✗ ${stageLabel(n.stage)} failed: ${n.result.error}`);
             else maybeFinishStage(n.stage);
         },

@@ -97,9 +97,10 @@ PY
 )
   if [ -z "$(echo "SELECT 1 FROM pg_roles WHERE rolname = '$db_user'" | psql_su -d postgres)" ]; then
     say "creating role $db_user"
-    echo "CREATE ROLE $db_user LOGIN PASSWORD '$verifier'" | psql_su -d postgres
+    # CREATEDB, like an RDS master user: verify-restore restores each dump into a scratch database.
+    echo "CREATE ROLE $db_user LOGIN CREATEDB PASSWORD '$verifier'" | psql_su -d postgres
   else
-    echo "ALTER ROLE $db_user PASSWORD '$verifier'" | psql_su -d postgres
+    echo "ALTER ROLE $db_user LOGIN CREATEDB PASSWORD '$verifier'" | psql_su -d postgres
   fi
   if [ -z "$(echo "SELECT 1 FROM pg_database WHERE datname = '$db_name'" | psql_su -d postgres)" ]; then
     say "creating database $db_name"

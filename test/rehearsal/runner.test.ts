@@ -41,6 +41,9 @@ describe("rehearsal runner (fixture program)", function () {
         assert.ok(stages.second.startedMs! >= stages.first.startedMs! + stages.first.durationMs!, "second started before first ended");
         assert.ok(stages.first.durationMs! >= 500, `first took ${stages.first.durationMs} ms; a sleeps 0.6 s`);
         assert.match(r.output, /▶ Stage "first"[\s\S]*▷ a[\s\S]*✓ Stage "first" \(\d+\.\ds\)/);
+        // A stage ends once, after its last resource: not when the quick command beside `a` is done.
+        assert.equal(r.output.match(/✓ Stage "first"/g)?.length, 1, r.output);
+        assert.match(r.output, /✓ a \([\d.]+s\)[\s\S]*✓ Stage "first"/);
 
         const o = r.summary.outputs!;
         assert.equal(o.greeting, "from-the-stack-file", "stack file value wins over the Pulumi.yaml default");
@@ -72,7 +75,9 @@ describe("rehearsal runner (fixture program)", function () {
         // slow was already running (independent of a) and may finish; nothing starts after the failure.
         assert.deepEqual(logLines(), ["slow"]);
         const status = Object.fromEntries(r.summary.stages.flatMap((s) => s.resources.map((x) => [x.name, x.status])));
-        assert.deepEqual(status, { a: "failed", b: "not-run", c: "not-run", slow: "ok", e: "not-run", vault: status.vault });
+        // quick and vault are independent of a: started at once, they finish, or never start.
+        assert.deepEqual(status, { a: "failed", b: "not-run", c: "not-run", slow: "ok", e: "not-run", vault: status.vault, quick: status.quick });
+        assert.ok(["ok", "not-run"].includes(status.quick) && ["ok", "not-run"].includes(status.vault), JSON.stringify(status));
         assert.equal(r.summary.outputs, undefined);
     });
 
