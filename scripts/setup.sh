@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(postgresql-15 postgresql-contrib-15 python3-alembic python3-fastapi python3-uvicorn
+debian_packages=(postgresql-15 python3-alembic python3-fastapi python3-uvicorn
   python3-sqlalchemy python3-psycopg2 python3-httpx python3-pytest)
 missing=()
 for pkg in "${debian_packages[@]}"; do
