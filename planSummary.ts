@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { DeployConfig } from "./config";
+import { formatBytes } from "./hooks/lib/progress";
 
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -52,15 +53,4 @@ export async function logPlanSummary(config: DeployConfig): Promise<void> {
 function backupDestination(config: DeployConfig): string {
   const b = config.backup;
   return b.target === "s3" ? `s3://${b.bucketName}/${b.prefix}` : `${b.dir}/ (local)`;
-}
-
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

@@ -4,6 +4,7 @@
  */
 import { StepError, UsageError, errorMessage } from "./lib/errors";
 import { notifyFailure } from "./lib/notify";
+import { redact, secretsIn } from "./lib/redact";
 
 export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;
 
@@ -22,29 +23,6 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
   "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
 };
-
-// Same rule as hooks/lib/notify.ts (docs/safety.md): variables named like these hold secrets.
-const SECRET_NAME = /PASSWORD|TOKEN|SECRET|WEBHOOK_URL/i;
-
-/** Every secret the environment holds, in the forms it may appear in text. */
-export function secretsIn(env: NodeJS.ProcessEnv): string[] {
-  const values = Object.entries(env).filter(([k, v]) => SECRET_NAME.test(k) && v).map(([, v]) => v as string);
-  try {
-    const url = env.DATABASE_URL ? new URL(env.DATABASE_URL) : undefined;
-    if (url?.password) values.push(url.password, decodeURIComponent(url.password));
-  } catch {
-    // An unparsable URL is reported by the step; the raw value is never printed.
-  }
-  const forms = values.flatMap((v) => [v, encodeURIComponent(v), JSON.stringify(v).slice(1, -1)]);
-  // Longest first, so a secret containing another is replaced whole.
-  return [...new Set(forms)].filter((v) => v.length >= 3).sort((a, b) => b.length - a.length);
-}
-
-export function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join("***");
-  return out;
-}
 
 function usage(): string {
   const lines = Object.entries(STEPS).map(([name, s]) => `  ${name.padEnd(15)} ${s.usage}`);

@@ -4,6 +4,7 @@
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { redact as redactWith } from "../hooks/lib/redact";
 
 /** The key the SDK puts on a secret value it hands to mocks (`{[SECRET_SIG]: SECRET_SIG_VALUE, value}`). */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -29,10 +30,9 @@ function collectSecrets(v: unknown, secrets: Set<string>, inSecret = false): voi
     } else if (inSecret && typeof v === "string" && v !== "") secrets.add(v);
 }
 
+/** What the runner prints: every known secret value shows as [secret]. */
 export function redact(text: string, secrets: Iterable<string>): string {
-    let out = text;
-    for (const s of secrets) out = out.split(s).join("[secret]");
-    return out;
+    return redactWith(text, secrets, "[secret]");
 }
 
 function asSecret(v: unknown): unknown {

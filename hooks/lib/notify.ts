@@ -2,6 +2,7 @@
 // (VIBES_NOTIFY_TOPIC_ARN) and/or a webhook (VIBES_NOTIFY_WEBHOOK_URL, JSON POST). Sending is
 // bounded in time; every text that leaves the process goes through redact() first.
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { redact, secretsIn } from "./redact";
 
 export type NotifyEvent = "start" | "success" | "failure";
 
@@ -34,24 +35,10 @@ export interface NotifyResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
-const SECRET_NAME = /PASSWORD|TOKEN|SECRET|WEBHOOK_URL|SESSION/i;
-
-/** Removes every secret the process knows of (env values under secret-looking names) and any
- * credentials embedded in URLs (scheme://user:password@host). */
-export function redact(text: string, env: NodeJS.ProcessEnv): string {
-  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]*@/gi, "$1:***@");
-  const secrets = Object.entries(env)
-    .filter(([name, value]) => SECRET_NAME.test(name) && value !== undefined && value.length >= 4)
-    .map(([, value]) => value as string)
-    .sort((a, b) => b.length - a.length);
-  for (const secret of secrets) out = out.split(secret).join("***");
-  return out;
-}
-
 export function buildNotification(event: NotifyEvent, details: NotifyDetails, env: NodeJS.ProcessEnv, now = new Date()): Notification {
   const stack = env.VIBES_STACK || "(unknown stack)";
   const revision = env.VIBES_TARGET_REVISION || "(unknown revision)";
-  const clean = (s: string | undefined) => (s === undefined ? undefined : redact(s, env).slice(0, 2_000));
+  const clean = (s: string | undefined) => (s === undefined ? undefined : redact(s, secretsIn(env)).slice(0, 2_000));
   const summary = clean(details.summary);
   const error = clean(details.error);
   const failedStep = clean(details.failedStep);
@@ -120,7 +107,7 @@ export async function notify(event: NotifyEvent, details: NotifyDetails, env: No
   const result: NotifyResult = { sent: [], failed: [] };
   results.forEach((r, i) => {
     if (r.status === "fulfilled") result.sent.push(jobs[i].target);
-    else result.failed.push({ target: jobs[i].target, error: redact(r.reason instanceof Error ? r.reason.message : String(r.reason), env) });
+    else result.failed.push({ target: jobs[i].target, error: redact(r.reason instanceof Error ? r.reason.message : String(r.reason), secretsIn(env)) });
   });
   return result;
 }
@@ -136,6 +123,6 @@ export async function notifyFailure(step: string, error: unknown, env: NodeJS.Pr
     const result = await notify("failure", { failedStep: step, error: typeof next === "string" ? `${message}. next: ${next}` : message }, env, opts);
     for (const f of result.failed) process.stderr.write(`[notify] failure notification to ${f.target} not sent: ${f.error}\n`);
   } catch (err) {
-    process.stderr.write(`[notify] failure notification not sent: ${redact(err instanceof Error ? err.message : String(err), env)}\n`);
+    process.stderr.write(`[notify] failure notification not sent: ${redact(err instanceof Error ? err.message : String(err), secretsIn(env))}\n`);
   }
 }

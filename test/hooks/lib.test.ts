@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
 import { withPassfile } from "../../hooks/lib/childEnv";
-import { redact, secretsIn } from "../../hooks/cli";
+import { redact, secretsIn } from "../../hooks/lib/redact";
 import { StepError } from "../../hooks/lib/errors";
 
 describe("hooks lib: connection settings, passfile, redaction", () => {

@@ -1,7 +1,8 @@
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
-import { notify, notifyFailure, redact } from "../../hooks/lib/notify";
+import { notify, notifyFailure } from "../../hooks/lib/notify";
+import { redact, secretsIn } from "../../hooks/lib/redact";
 import { run as notifyStep } from "../../hooks/steps/notify";
 import { StepError } from "../../hooks/lib/errors";
 
@@ -134,6 +135,6 @@ describe("notifications", () => {
 
   it("redacts URL credentials and the values of secret-named variables", () => {
     const env = { VIBES_DB_PASSWORD: PASSWORD, SOME_API_TOKEN: "tok-abcdef", VIBES_APP_URL: "http://app" };
-    assert.equal(redact(`https://u:${PASSWORD}@h/x and tok-abcdef at http://app`, env), "https://u:***@h/x and *** at http://app");
+    assert.equal(redact(`https://u:${PASSWORD}@h/x and tok-abcdef at http://app`, secretsIn(env)), "https://u:***@h/x and *** at http://app");
   });
 });
