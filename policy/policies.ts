@@ -8,6 +8,7 @@
 // and fall back to the dependency graph, which is always known. PolicyResourceOptions exposes
 // `protect` but not `retainOnDelete`.
 import { PolicyResource, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
+import { isSecretName } from "../hooks/lib/redact";
 
 export const T = {
   bucket: "aws:s3/bucket:Bucket",
@@ -223,7 +224,6 @@ export const prodBackupsProtected: StackValidationPolicy = {
 
 // ---------------------------------------------------------------- secrets in command strings
 
-const SECRET_ENV_NAME = /PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|API_KEY|WEBHOOK_URL/i;
 
 /** Secret-looking text in a command string; the reasons, without the values. */
 export function secretLookingParts(text: string): string[] {
@@ -245,7 +245,7 @@ export const noSecretsInCommands: ResourceValidationPolicy = {
     if (args.type !== T.command) args.notApplicable("not a command:local:Command");
     const env = (known(() => args.props.environment) ?? {}) as Record<string, unknown>;
     const secretValues = Object.entries(env)
-      .filter(([k, v]) => SECRET_ENV_NAME.test(k) && typeof v === "string" && v.length >= 4)
+      .filter(([k, v]) => isSecretName(k) && typeof v === "string" && v.length >= 4)
       .map(([k, v]) => [k, v as string] as const);
     for (const field of ["create", "update", "delete"] as const) {
       const text = known(() => args.props[field]);

@@ -2,9 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { urlWithoutPassword, type ConnectionSettings } from "./connection";
-
-/** Environment variables that hold secrets and must never reach a child process. */
-export const SECRET_ENV_NAMES = ["VIBES_DB_PASSWORD", "PGPASSWORD", "VIBES_ADMIN_TOKEN"];
+import { isSecretName } from "./redact";
 
 function passfileField(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
@@ -13,7 +11,8 @@ function passfileField(value: string): string {
 /**
  * Runs fn with an environment for libpq clients (pg_dump, pg_restore, psql, alembic): PG* settings,
  * DATABASE_URL without the password, and the password in a PGPASSFILE (mode 0600, in a private
- * temp dir) that exists only for the run. The database field is "*" so the same file serves
+ * temp dir) that exists only for the run. No variable named like a secret (the admin token, the
+ * webhook URL, AWS keys) reaches the child. The database field is "*" so the same file serves
  * scratch databases on the same server.
  */
 export async function withPassfile<T>(
@@ -22,7 +21,7 @@ export async function withPassfile<T>(
   baseEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<T> {
   const env: NodeJS.ProcessEnv = { ...baseEnv };
-  for (const name of SECRET_ENV_NAMES) delete env[name];
+  for (const name of Object.keys(env)) if (isSecretName(name)) delete env[name];
   Object.assign(env, {
     PGHOST: settings.host,
     PGPORT: String(settings.port),

@@ -28,7 +28,8 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
   it("withPassfile: 0600 file with escaped fields, no secrets in the child env, removed even on failure", async () => {
     let seen = "";
     const settings = { host: "h", port: 5432, database: "d", user: "u", password: "a:b\\c" };
-    const base = { VIBES_DB_PASSWORD: "a:b\\c", PGPASSWORD: "x", VIBES_ADMIN_TOKEN: "tok", KEEP: "1" };
+    const base = { VIBES_DB_PASSWORD: "a:b\\c", PGPASSWORD: "x", VIBES_ADMIN_TOKEN: "tok", KEEP: "1",
+      VIBES_NOTIFY_WEBHOOK_URL: "https://hooks.example/T0K3N", AWS_SECRET_ACCESS_KEY: "wJalr", AWS_SESSION_TOKEN: "sess" };
     await assert.rejects(withPassfile(settings, async (env) => {
       seen = env.PGPASSFILE!;
       assert.equal(statSync(seen).mode & 0o777, 0o600);
@@ -37,6 +38,7 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
       assert.equal(env.VIBES_DB_PASSWORD, undefined);
       assert.equal(env.PGPASSWORD, undefined);
       assert.equal(env.VIBES_ADMIN_TOKEN, undefined);
+      for (const name of ["VIBES_NOTIFY_WEBHOOK_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) assert.equal(env[name], undefined, name);
       assert.equal(env.KEEP, "1");
       assert.equal(env.DATABASE_URL, "postgresql://u@h:5432/d");
       assert.ok(!JSON.stringify(env).includes("a:b"));
@@ -49,5 +51,11 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
     const secrets = secretsIn({ VIBES_DB_PASSWORD: "p@ss:w/rd", VIBES_ADMIN_TOKEN: "tok-123", DATABASE_URL: "postgresql://u:other%2Fpw@h/d" });
     const text = redact("a p@ss:w/rd b p%40ss%3Aw%2Frd c tok-123 d other/pw e other%2Fpw", secrets);
     assert.equal(text, "a *** b *** c *** d *** e ***");
+  });
+
+  it("masks only secret-named variables, and not values short enough to be ordinary words", () => {
+    const secrets = secretsIn({ XDG_SESSION_TYPE: "tty", XDG_SESSION_CLASS: "user", USER: "root", VIBES_ADMIN_TOKEN: "abc" });
+    assert.deepEqual(secrets, []);
+    assert.equal(redact('{"ok":true,"user":"root","tty":1}', secrets), '{"ok":true,"user":"root","tty":1}');
   });
 });
