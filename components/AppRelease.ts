@@ -2,9 +2,8 @@
 // configured restart (local scripts, or a command on the app host over SSH), then a health gate
 // that polls until the app is healthy or the timeout passes.
 import * as pulumi from "@pulumi/pulumi";
-import { local } from "@pulumi/command";
 import { DeployConfig } from "../config";
-import { hookCommand, hookEnvironment } from "./hookCommand";
+import { hookCommand } from "./hookCommand";
 
 export interface AppReleaseArgs {
   config: DeployConfig;
@@ -18,23 +17,14 @@ export class AppRelease extends pulumi.ComponentResource {
     super("vibes:app:AppRelease", name, {}, opts);
     const app = args.config.app;
     // Local: the app's scripts start it with the same settings the hooks get (secrets in the
-    // environment only). SSH: host and command travel in the environment, so no quoting is
-    // needed; the app host keeps its own settings.
-    const restart = new local.Command(`${name}-restart`, app.restartSshHost
-      ? {
-        create: `ssh -o BatchMode=yes -- "$VIBES_RESTART_HOST" "$VIBES_RESTART_COMMAND"`,
-        environment: {
-          ...hookEnvironment(args.config, [], [], args.backupSha256),
-          VIBES_RESTART_HOST: app.restartSshHost,
-          VIBES_RESTART_COMMAND: app.restartCommand,
-        },
-        logging: "stderr",
-      }
-      : {
-        create: app.restartCommand,
-        environment: hookEnvironment(args.config, ["database", "app"], ["databasePassword", "adminToken"], args.backupSha256),
-        logging: "stderr",
-      }, { parent: this, dependsOn: opts?.dependsOn });
+    // environment only). SSH: the app host keeps its own settings; no secret travels there.
+    const restart = hookCommand(`${name}-restart`, {
+      config: args.config,
+      step: "restart",
+      env: app.restartSshHost ? ["restart"] : ["restart", "database", "app"],
+      secrets: app.restartSshHost ? [] : ["databasePassword", "adminToken"],
+      backupSha256: args.backupSha256,
+    }, { parent: this, dependsOn: opts?.dependsOn }).command;
 
     const { result } = hookCommand<{ healthy: boolean; attempts: number; elapsedMs: number }>(`${name}-health-gate`, {
       config: args.config,

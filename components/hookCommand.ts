@@ -1,5 +1,6 @@
 // Builds the local.Command that runs one `bin/vibes-hooks` step (docs/architecture.md) and
 // parses its JSON result. Settings and secrets reach the step only through its environment.
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { DeployConfig } from "../config";
@@ -9,9 +10,9 @@ import { notifyEnvironment } from "../safety/config";
  * path (or `dir`) would differ per machine and re-run every command. */
 export const HOOK_CLI = "bin/vibes-hooks";
 
-/** Settings a step may need; each step gets only its groups, so an unrelated change
- * (say, the lock timeout) does not re-run a backup. */
-export type EnvGroup = "database" | "app" | "backup" | "migration";
+/** Settings a step may need; each step gets only its groups and secrets (least privilege).
+ * Re-runs are decided by the chain digest every step also gets (deploymentDigest). */
+export type EnvGroup = "database" | "app" | "backup" | "migration" | "restart";
 export type SecretName = "databasePassword" | "adminToken";
 
 export interface HookCommandArgs {
@@ -61,17 +62,24 @@ export function hookCommand<T extends object>(
   return { command, result: command.stdout.apply((stdout) => parseHookResult<T>(args.step, stdout)) };
 }
 
-/** The environment of a step. The target revision and the migration files' checksum are in
- * every step's inputs: changing either re-runs the chain (an in-place update, not a replacement). */
+/** The environment of a step. Every step's inputs hold the chain digest, the target revision
+ * and the migration files' checksum: changing any setting re-runs the whole chain, as an
+ * in-place update (not a replacement), from the gates and maintenance mode on, never a part of it. */
 export function hookEnvironment(
   config: DeployConfig,
   groups: EnvGroup[],
   secrets: SecretName[],
   backupSha256?: pulumi.Input<string>,
 ): Record<string, pulumi.Input<string>> {
+  const window = config.safety.maintenanceWindow;
+  const windowOverride = config.safety.maintenanceWindowOverride;
   const env: Record<string, pulumi.Input<string> | undefined> = {
     // Any failing step reports itself to the stack's notification channels.
     ...notifyEnvironment(config.stack, config.safety),
+    VIBES_DEPLOYMENT_DIGEST: deploymentDigest(config),
+    // The steps that change things check the window themselves (a retried `up` skips window-check).
+    VIBES_MAINTENANCE_WINDOW: window ? JSON.stringify(window) : undefined,
+    VIBES_MAINTENANCE_WINDOW_OVERRIDE: windowOverride ? JSON.stringify(windowOverride) : undefined,
     VIBES_TARGET_REVISION: config.migration.targetRevision,
     VIBES_MIGRATION_FILES_SHA256: config.migration.filesSha256,
     VIBES_BACKUP_SHA256: backupSha256,
@@ -92,6 +100,10 @@ export function hookEnvironment(
       env.AWS_REGION = config.awsRegion;
     }
   }
+  if (groups.includes("restart")) {
+    env.VIBES_RESTART_COMMAND = config.app.restartCommand;
+    env.VIBES_RESTART_HOST = config.app.restartSshHost;
+  }
   if (groups.includes("migration")) {
     env.VIBES_APP_DIR = config.app.dir;
     env.VIBES_LOCK_TIMEOUT = config.migration.lockTimeout;
@@ -102,6 +114,25 @@ export function hookEnvironment(
   if (secrets.includes("databasePassword")) env.VIBES_DB_PASSWORD = pulumi.secret(config.database.password);
   if (secrets.includes("adminToken")) env.VIBES_ADMIN_TOKEN = pulumi.secret(config.adminToken);
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, pulumi.Input<string>] => e[1] !== undefined));
+}
+
+const digests = new WeakMap<DeployConfig, pulumi.Output<string>>();
+
+/** SHA-256 over every setting and secret the chain's steps receive (not the preview-only and
+ * monitoring settings): one value in every step, so that any change re-runs all of them.
+ * Secret, as it is derived from the secrets. */
+export function deploymentDigest(config: DeployConfig): pulumi.Output<string> {
+  let digest = digests.get(config);
+  if (!digest) {
+    const { stack, database, adminToken, tables, app, migration, preflight, backup, awsRegion, safety } = config;
+    const chain = {
+      stack, database, adminToken, tables, app, migration, preflight, backup, awsRegion,
+      notices: [safety.notifyWebhookUrl, safety.notifyTopicArn, safety.maintenanceWindow, safety.maintenanceWindowOverride],
+    };
+    digest = pulumi.secret(pulumi.output(chain).apply((all) => createHash("sha256").update(JSON.stringify(all)).digest("hex")));
+    digests.set(config, digest);
+  }
+  return digest;
 }
 
 /** Parses the one JSON object a step prints on stdout. */

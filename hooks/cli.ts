@@ -4,7 +4,13 @@
  */
 import { StepError, UsageError, errorMessage } from "./lib/errors";
 import { notifyFailure } from "./lib/notify";
+import { progress } from "./lib/progress";
 import { redact, secretsIn } from "./lib/redact";
+import { enforceWindow } from "./steps/window-check";
+
+/** Steps that change the database or the app: with VIBES_MAINTENANCE_WINDOW set they refuse to
+ * start outside the window, also when a failed `pulumi up` is retried without window-check. */
+const WINDOW_GUARDED = new Set(["maintenance", "migrate", "restart", "restore"]);
 
 export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;
 
@@ -20,6 +26,7 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
   report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
   restore: { module: "./steps/restore", usage: "--uri URI [--force]  restore a backup into the target database" },
+  restart: { module: "./steps/restart", usage: "[--timeout-seconds N]  the app's restart: VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set" },
   notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
   "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
 };
@@ -70,6 +77,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   let result: Record<string, unknown>;
   try {
     if (!Object.hasOwn(STEPS, step)) throw new UsageError(`unknown step "${step}"`);
+    if (WINDOW_GUARDED.has(step) && env.VIBES_MAINTENANCE_WINDOW) {
+      enforceWindow(env.VIBES_MAINTENANCE_WINDOW, env.VIBES_MAINTENANCE_WINDOW_OVERRIDE || undefined, new Date(), progress(step));
+    }
     const out = await loadStep(step)(args, env);
     result = { ok: true, step, ...out };
   } catch (err) {

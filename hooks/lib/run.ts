@@ -33,7 +33,16 @@ const STDERR_TAIL = 16 * 1024;
 export function runChild(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
   const label = opts.label ?? file;
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    // Its own process group, so that a timeout or an abort stops what a shell started too
+    // (a surviving grandchild would hold the pipes open and the step would hang).
+    const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const kill = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        child.kill(signal); // the group is gone already, or was never made
+      }
+    };
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -41,7 +50,7 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
-      child.kill("SIGKILL");
+      kill("SIGKILL");
       reject(err);
     };
     child.on("error", (err: NodeJS.ErrnoException) => {
@@ -72,14 +81,14 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     } else {
       child.stdin.end();
     }
-    const abort = () => child.kill("SIGKILL");
+    const abort = () => kill("SIGKILL");
     opts.signal?.addEventListener("abort", abort, { once: true });
     let killTimer: NodeJS.Timeout | undefined;
     const timer = opts.timeoutMs
       ? setTimeout(() => {
           timedOut = true;
-          child.kill("SIGTERM");
-          killTimer = setTimeout(() => child.kill("SIGKILL"), 5000);
+          kill("SIGTERM");
+          killTimer = setTimeout(() => kill("SIGKILL"), 5000);
         }, opts.timeoutMs)
       : undefined;
     child.on("close", (code, signal) => {

@@ -1,6 +1,8 @@
 // `vibes-hooks window-check --window JSON [--override JSON]`: the first deploy-time stage on
 // stacks with a maintenance window. It runs when `pulumi up` executes (not at preview), so a
-// plan made inside the window cannot be applied after it closes.
+// plan made inside the window cannot be applied after it closes. The steps that change things
+// check the window again themselves (hooks/cli.ts, VIBES_MAINTENANCE_WINDOW): a failed `up`
+// retried later re-runs them, but not this stage.
 import { parseFlags, requireFlag } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { progress } from "../lib/progress";
@@ -18,17 +20,21 @@ function parseJsonFlag(flag: string, raw: string): unknown {
 export async function run(args: string[], _env: NodeJS.ProcessEnv = process.env, now: Date = new Date()): Promise<Record<string, unknown>> {
   const { values } = parseFlags("window-check", args, { window: { type: "string" }, override: { type: "string" } });
   const rawWindow = requireFlag("window-check", values.window, "--window", `'{"days":["sat","sun"],"start":"22:00","end":"02:00"}'`);
+  return enforceWindow(rawWindow, values.override, now, progress("window-check"));
+}
+
+/** Fails (nothing changed) outside the window unless an audited override is given. */
+export function enforceWindow(rawWindow: string, rawOverride: string | undefined, now: Date, log: (msg: string) => void): Record<string, unknown> {
   let window;
   let override;
   try {
     window = parseWindow(parseJsonFlag("--window", rawWindow), "maintenanceWindow");
-    override = values.override === undefined ? undefined : parseOverride(parseJsonFlag("--override", values.override), "maintenanceWindowOverride");
+    override = rawOverride === undefined ? undefined : parseOverride(parseJsonFlag("--override", rawOverride), "maintenanceWindowOverride");
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw new UsageError(`window-check: ${(err as Error).message}`);
   }
   const decision = checkWindow(window, now);
-  const log = progress("window-check");
   if (!decision.inside && !override) {
     throw new StepError(
       `${decision.message}; nothing was changed`,

@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS, testStackOutputs } from "./harness";
 
 const COMMAND = "command:local:Command";
@@ -121,6 +121,7 @@ describe("program", function () {
           "bin/vibes-hooks notify start",
           "bin/vibes-hooks notify success",
           "bin/vibes-hooks preflight --expect-revision",
+          "bin/vibes-hooks restart",
           "bin/vibes-hooks smoke --expect-id-type",
           "bin/vibes-hooks validate performance",
           "bin/vibes-hooks validate schema",
@@ -159,11 +160,18 @@ describe("program", function () {
       assert.equal(run.resolved.idType, "integer");
     });
 
-    it("passes SQL-mode migration commands with {rev} left for the hook", async () => {
-      const run = await runProgram("test", { overrides: { migrationMode: "sql", sqlDir: "migrations/sql" } });
-      const create = String(byName(run, "migration-migrate").inputs.create);
-      assert.match(create, /--up 'psql "\$DATABASE_URL" -v ON_ERROR_STOP=1 --single-transaction -f migrations\/sql\/up-to-\{rev\}\.sql'/);
-      assert.match(create, /--down '.*down-to-\{rev\}\.sql'/);
+    it("runs the SQL files in sql mode, planned with their own checksum; alembic command overrides only in alembic mode", async () => {
+      const run = await runProgram("test", { overrides: { migrationMode: "sql", sqlDir: "app/migrations/sql" } });
+      const migrate = byName(run, "migration-migrate");
+      const sqlSha = plannedMigrationFilesSha256({ mode: "sql", sqlDir: path.join(ROOT, "app/migrations/sql") });
+      assert.notEqual(sqlSha, FILES_SHA);
+      assert.equal(migrate.inputs.create,
+        `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${run.resolved.backupManifestUri} --files-sha256 ${sqlSha} --mode sql --sql-dir app/migrations/sql`);
+      assert.equal(env(migrate).VIBES_MIGRATION_FILES_SHA256, sqlSha, "a changed SQL file re-runs the chain");
+      assert.equal(run.resolved.migrationFilesSha256, sqlSha);
+
+      const overridden = await runProgram("test", { overrides: { upCommand: "./up.sh {rev}", downCommand: "./down.sh {rev}" } });
+      assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
     });
 
     it("gives each step its settings through the environment", () => {
@@ -188,12 +196,14 @@ describe("program", function () {
 
     it("restarts over SSH on AWS stacks (host and command in the environment) and locally on dev", () => {
       const remote = byName(runs.prod, "app-release-restart");
-      assert.equal(remote.inputs.create, `ssh -o BatchMode=yes -- "$VIBES_RESTART_HOST" "$VIBES_RESTART_COMMAND"`);
+      assert.equal(remote.inputs.create, "bin/vibes-hooks restart");
       assert.equal(env(remote).VIBES_RESTART_HOST, "deploy@vibes-prod-app.internal.example");
       assert.equal(env(remote).VIBES_RESTART_COMMAND, "sudo systemctl restart vibes");
-      assert.deepEqual(secretPaths(remote.wire), [], "the remote restart gets no secrets");
+      assert.deepEqual(secretPaths(remote.wire), ["environment.VIBES_DEPLOYMENT_DIGEST"], "the remote restart gets no secrets");
       const localRestart = byName(runs.dev, "app-release-restart");
-      assert.equal(localRestart.inputs.create, "scripts/dev-env.sh restart-app");
+      assert.equal(localRestart.inputs.create, "bin/vibes-hooks restart");
+      assert.equal(env(localRestart).VIBES_RESTART_COMMAND, "scripts/dev-env.sh restart-app");
+      assert.equal(env(localRestart).VIBES_RESTART_HOST, undefined);
     });
   });
 
@@ -246,23 +256,46 @@ describe("program", function () {
       assert.deepEqual(inputsByName(again), inputsByName(runs.prod));
     });
 
-    it("a new target revision changes every stage from maintenance-on onward, and only those", async () => {
+    // Every command of prod's deployment chain, in no particular order.
+    const CHAIN = [
+      "app-release-health-gate", "app-release-restart", "backup-dump", "backup-verify-restore",
+      "gates-notify-start", "gates-window-check",
+      "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
+      "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight", "validation-validate",
+    ];
+    const changedFrom = (base: ProgramRun, run: ProgramRun, type?: string) => {
+      const before = inputsByName(base);
+      const names = new Set(run.registrations.filter((r) => !type || r.type === type).map((r) => r.name));
+      return [...inputsByName(run)].filter(([name, wire]) => names.has(name) && before.get(name) !== wire).map(([name]) => name).sort();
+    };
+
+    it("a new target revision re-runs the whole chain, gates and maintenance mode included, and takes a new snapshot", async () => {
       // Prod's promotion gate needs the test stack to have rolled back first.
       const validatedOnTest = testStackOutputs.schemaRevisionAfter;
       testStackOutputs.schemaRevisionAfter = "0000_initial";
       const rollback = await runProgram("prod", { overrides: { targetRevision: "0000_initial" } })
         .finally(() => { testStackOutputs.schemaRevisionAfter = validatedOnTest; });
-      const before = inputsByName(runs.prod);
-      const changed = [...inputsByName(rollback)].filter(([name, wire]) => before.get(name) !== wire).map(([name]) => name).sort();
-      assert.deepEqual(changed, [
-        "app-release-health-gate", "app-release-restart", "backup-dump", "backup-verify-restore",
-        "gates-notify-start", "gates-window-check",
-        "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
-        "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight",
-        "rds-snapshot-snapshot", "validation-validate",
-      ]);
+      assert.deepEqual(changedFrom(runs.prod, rollback), [...CHAIN, "rds-snapshot-snapshot"].sort());
       assert.match(String(byName(rollback, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial /);
       assert.equal(byName(rollback, "rds-snapshot-snapshot").inputs.dbSnapshotIdentifier, "vibes-prod-pre-0000-initial");
+    });
+
+    // A part of the chain re-running alone would back up without maintenance mode, or restart
+    // the app outside the window: any setting the chain uses re-runs all of it.
+    for (const [what, overrides] of [
+      ["the lock timeout", { lockTimeout: "7s" }],
+      ["the backup prefix", { backupPrefix: "elsewhere/" }],
+      ["a rotated database password", { databasePassword: "pw-R0tated-77aa" }],
+      ["the health gate's timeout", { healthGateTimeoutSeconds: "200" }],
+    ] as [string, Record<string, string>][]) {
+      it(`${what} re-runs the whole chain, never a part of it`, async () => {
+        assert.deepEqual(changedFrom(runs.prod, await runProgram("prod", { overrides }), COMMAND), CHAIN.slice().sort());
+      });
+    }
+
+    it("an alarm threshold changes the alarm only", async () => {
+      const run = await runProgram("prod", { overrides: { alarmCpuUtilizationPercent: "60" } });
+      assert.deepEqual(changedFrom(runs.prod, run), ["monitoring-cpu"]);
     });
   });
 
@@ -301,7 +334,9 @@ describe("program", function () {
         "notify-success": [],
       };
       for (const [name, paths] of Object.entries(expected)) {
-        assert.deepEqual(secretPaths(byName(runs.dev, name).wire).sort(), paths, name);
+        // Every step also gets the chain digest, a secret because secrets go into it.
+        const all = [...paths, ...(name === "backup-vault-folder" ? [] : ["environment.VIBES_DEPLOYMENT_DIGEST"])].sort();
+        assert.deepEqual(secretPaths(byName(runs.dev, name).wire).sort(), all, name);
       }
       assert.equal((wireEnv(byName(runs.test, "backup-dump")).VIBES_DB_PASSWORD as { value: string }).value, TEST_SECRETS.databasePassword);
     });

@@ -1,0 +1,108 @@
+// The restart step, and the maintenance-window guard every step that changes things gets from
+// the dispatcher (a retried `pulumi up` does not re-run window-check).
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { assertSecretAbsent, runHooks } from "../support/hooks";
+
+const PASSWORD = "pw-Restart-5e1f";
+const TOKEN = "adm-Restart-9c2d";
+
+/** A window around now (open) or two hours ahead (closed), every day, in UTC. */
+function windowAt(offsetHours: number): string {
+  const hhmm = (h: number) => {
+    const d = new Date(Date.now() + h * 3_600_000);
+    return `${String(d.getUTCHours()).padStart(2, "0")}:${String(d.getUTCMinutes()).padStart(2, "0")}`;
+  };
+  const days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  return JSON.stringify({ days, start: hhmm(offsetHours - 1), end: hhmm(offsetHours + 1) });
+}
+
+describe("restart", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "vibes-restart-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs the local restart with the deployment's settings; its output stays off the JSON channel", async () => {
+    const marker = join(dir, "ran");
+    const env = {
+      VIBES_RESTART_COMMAND: `echo restarting; printf %s "$VIBES_DB_PASSWORD" > ${marker}`,
+      VIBES_DB_PASSWORD: PASSWORD,
+      VIBES_ADMIN_TOKEN: TOKEN,
+    };
+    const res = await runHooks("restart", [], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.where, "local");
+    assert.equal(res.stdout.trim().split("\n").length, 1, "stdout holds only the JSON result");
+    assert.match(res.stderr, /restarting/);
+    // Local start scripts need the password (app/scripts/start.sh moves it into a passfile).
+    assert.equal(readFileSync(marker, "utf8"), PASSWORD);
+    assertSecretAbsent(res, PASSWORD);
+  });
+
+  it("runs the command on the app host over ssh, without any secret of ours", async () => {
+    const log = join(dir, "ssh.log");
+    const fakeSsh = join(dir, "ssh");
+    writeFileSync(fakeSsh, `#!/bin/sh\nprintf '%s\\n' "$@" > ${log}\nenv >> ${log}\n`);
+    chmodSync(fakeSsh, 0o755);
+    const env = {
+      PATH: `${dir}:${process.env.PATH}`,
+      VIBES_RESTART_COMMAND: "sudo systemctl restart vibes",
+      VIBES_RESTART_HOST: "deploy@app-1.internal",
+      VIBES_DB_PASSWORD: PASSWORD,
+      VIBES_ADMIN_TOKEN: TOKEN,
+    };
+    const res = await runHooks("restart", [], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.where, "deploy@app-1.internal");
+    const seen = readFileSync(log, "utf8");
+    assert.ok(seen.startsWith("-o\nBatchMode=yes\n--\ndeploy@app-1.internal\nsudo systemctl restart vibes\n"), seen);
+    assert.ok(!seen.includes(PASSWORD) && !seen.includes(TOKEN), "a secret reached ssh");
+  });
+
+  it("fails with the command's error and what to do; a timeout stops it", async () => {
+    const failed = await runHooks("restart", [], { VIBES_RESTART_COMMAND: "echo 'unit vibes not found' >&2; exit 5" });
+    assert.equal(failed.code, 1);
+    assert.match(failed.json.error, /the restart failed \(exit 5\): unit vibes not found/);
+    assert.match(failed.json.next, /maintenance mode stays on/);
+    const started = Date.now();
+    const slow = await runHooks("restart", ["--timeout-seconds", "0.5"], { VIBES_RESTART_COMMAND: "sleep 30" });
+    assert.equal(slow.code, 1);
+    // The shell's child is stopped with it, not waited out.
+    assert.ok(Date.now() - started < 20_000, "the timed-out restart was waited out");
+    assert.match(slow.json.error, /timed out after 0.5s/);
+    const unset = await runHooks("restart", [], {});
+    assert.match(unset.json.error, /VIBES_RESTART_COMMAND is not set/);
+  });
+
+  it("refuses outside the maintenance window before running anything; inside, or with an override, it runs", async () => {
+    const marker = join(dir, "ran");
+    const base = { VIBES_RESTART_COMMAND: `touch ${marker}` };
+    const closed = await runHooks("restart", [], { ...base, VIBES_MAINTENANCE_WINDOW: windowAt(3) });
+    assert.equal(closed.code, 1);
+    assert.match(closed.json.error, /outside maintenance window .*; nothing was changed/);
+    assert.match(closed.json.next, /after .*maintenanceWindowOverride/);
+    assert.equal(existsSync(marker), false, "the restart ran outside the window");
+
+    const override = JSON.stringify({ reason: "sev1", approvedBy: "cto", ticket: "OPS-1" });
+    const overridden = await runHooks("restart", [], { ...base, VIBES_MAINTENANCE_WINDOW: windowAt(3), VIBES_MAINTENANCE_WINDOW_OVERRIDE: override });
+    assert.equal(overridden.code, 0, overridden.stderr);
+    assert.match(overridden.stderr, /OVERRIDDEN/);
+
+    rmSync(marker);
+    const open = await runHooks("restart", [], { ...base, VIBES_MAINTENANCE_WINDOW: windowAt(0) });
+    assert.equal(open.code, 0, open.stderr);
+    assert.equal(existsSync(marker), true);
+  });
+
+  it("the guard covers maintenance and migrate too, and not the read-only steps", async () => {
+    const env = { VIBES_MAINTENANCE_WINDOW: windowAt(3), VIBES_APP_URL: "http://127.0.0.1:9" };
+    for (const step of ["maintenance", "migrate"]) {
+      const res = await runHooks(step, step === "maintenance" ? ["on"] : ["--to", "x", "--manifest", "file:///none"], env);
+      assert.match(res.json.error, /outside maintenance window/, step);
+    }
+    const gate = await runHooks("health-gate", ["--timeout-seconds", "1", "--interval-seconds", "0.2"], env);
+    assert.doesNotMatch(gate.json.error, /maintenance window/);
+  });
+});
