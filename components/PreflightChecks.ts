@@ -1,6 +1,7 @@
 // Stage 1: the guide's "Pre-Deployment Validation": connectivity and server version, the
 // expected schema revision, database size against free space, pg_dump's major version, app health.
 import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
 import { DeployConfig } from "../config";
 import { hookCommand } from "./hookCommand";
 
@@ -25,13 +26,20 @@ export class PreflightChecks extends pulumi.ComponentResource {
   constructor(name: string, args: PreflightChecksArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:preflight:PreflightChecks", name, {}, opts);
     const m = args.config.migration;
+    const rds = args.config.rds;
+    // Preflight cannot see an RDS instance's disk: it estimates free space from the allocated
+    // storage. Aurora's storage grows on demand, so there is nothing to check there.
+    const storageArgs: pulumi.Input<string[]> = rds?.kind === "instance"
+      ? aws.rds.getInstanceOutput({ dbInstanceIdentifier: rds.identifier }, { parent: this }).allocatedStorage
+        .apply((gib) => (gib ? ["--storage-bytes", String(gib * 1024 ** 3)] : []))
+      : [];
     this.result = hookCommand<PreflightResult>(`${name}-preflight`, {
       config: args.config,
       step: "preflight",
       // Any known revision is fine: before the migration, after it on a re-run, or the
       // revision a rollback starts from. The migrate step decides the direction.
-      args: [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
-        "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio)],
+      args: pulumi.output(storageArgs).apply((storage) => [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
+        "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio), ...storage]),
       env: ["database", "app"],
       secrets: ["databasePassword"],
     }, { parent: this, dependsOn: opts?.dependsOn }).result;

@@ -20,7 +20,7 @@ export interface HookCommandArgs {
   /** `preflight`, `backup`, ...: also the `step` the JSON result must name. */
   step: string;
   /** Words after the step; values are shell-quoted when needed. */
-  args?: pulumi.Input<string>[];
+  args?: pulumi.Input<pulumi.Input<string>[]>;
   env: EnvGroup[];
   secrets?: SecretName[];
   /** SHA-256 of the verified backup this step follows: a new backup re-runs the step. */
@@ -46,7 +46,7 @@ export function hookCommand<T extends object>(
   opts: pulumi.CustomResourceOptions,
 ): HookCommand<T> {
   const create = pulumi
-    .all(args.args ?? [])
+    .output(args.args ?? [])
     .apply((words) => [HOOK_CLI, args.step, ...words.map(shellWord)].join(" "));
   const command = new local.Command(
     name,

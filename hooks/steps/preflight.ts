@@ -45,16 +45,27 @@ async function localDataDirFree(client: Client, settings: ConnectionSettings): P
   }
 }
 
+/** Free space estimated from the allocated storage (RDS): what every database does not use. WAL and
+ * temporary files are not counted, so the estimate errs on the generous side; logged as such. */
+async function storageFree(client: Client, storageBytes: number, log: (msg: string) => void): Promise<number> {
+  const used = Number((await client.query("SELECT sum(pg_database_size(oid))::bigint AS b FROM pg_database")).rows[0].b);
+  log(`free space estimated from the allocated storage: ${formatBytes(storageBytes)} - ${formatBytes(used)} in all databases`);
+  return Math.max(storageBytes - used, 0);
+}
+
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const { values } = parseFlags("preflight", args, {
     "expect-revision": { type: "string", multiple: true },
     "min-free-ratio": { type: "string" },
-    // Where the step cannot see the disk (RDS), the operator passes e.g. CloudWatch FreeStorageSpace.
+    // Where the step cannot see the disk (RDS), the operator passes e.g. CloudWatch FreeStorageSpace,
     "data-dir-free-bytes": { type: "string" },
+    // or the program passes the instance's allocated storage (free = storage - every database).
+    "storage-bytes": { type: "string" },
   });
   const expected = values["expect-revision"] ?? [];
   const minFreeRatio = nonNegative(values["min-free-ratio"], "--min-free-ratio", "1.5") ?? 1.5;
   const givenFree = nonNegative(values["data-dir-free-bytes"], "--data-dir-free-bytes", "50000000000");
+  const storageBytes = nonNegative(values["storage-bytes"], "--storage-bytes", "107374182400");
   const tables = tablesFromEnv(env);
   const settings = connectionFromEnv(env);
   const appUrl = appUrlFromEnv(env);
@@ -112,10 +123,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
 
       const databaseBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b);
       result.databaseBytes = databaseBytes;
-      const freeBytes = givenFree ?? (await localDataDirFree(client, settings));
+      const freeBytes = givenFree ?? (storageBytes !== undefined ? await storageFree(client, storageBytes, log) : await localDataDirFree(client, settings));
       result.freeBytes = freeBytes;
       if (freeBytes === null) {
-        log("free space on the server: unknown (pass --data-dir-free-bytes, e.g. from CloudWatch FreeStorageSpace)");
+        log("free space on the server: unknown (pass --data-dir-free-bytes, e.g. from CloudWatch FreeStorageSpace, or --storage-bytes)");
       } else if (freeBytes < minFreeRatio * databaseBytes) {
         // ALTER COLUMN ... TYPE rewrites each table and its indexes inside one transaction.
         problems.push({

@@ -79,6 +79,16 @@ describe("preflight", function () {
     assert.match(res.json.next, /grow the storage/);
   });
 
+  it("estimates free space from the allocated storage (RDS): storage minus every database", async () => {
+    const small = await runHooks("preflight", ["--storage-bytes", String(20 * 1024 * 1024)], env);
+    assertFailed(small, "preflight", /free space .* is less than 1.5 x the database/);
+    const big = await runHooks("preflight", ["--storage-bytes", String(100 * 1024 ** 3)], env);
+    assert.equal(big.code, 0, big.stderr);
+    // Every database of the cluster counts as used, not just this one.
+    assert.ok(big.json.freeBytes < 100 * 1024 ** 3 - big.json.databaseBytes, String(big.json.freeBytes));
+    assert.match(big.stderr, /estimated from the allocated storage/);
+  });
+
   it("lists every unmet expectation with its fix", async () => {
     app.healthy = false;
     const res = await runHooks("preflight", ["--expect-revision", "001_uuid_schema_migration"],

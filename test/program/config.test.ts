@@ -4,6 +4,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { ConfigSource, loadConfig, PROJECT, s3BucketNameProblem, snapshotIdentifier } from "../../config";
 import { devSecretFiles, ROOT, runProgram, stackConfig, TEST_SECRETS } from "./harness";
 
@@ -55,6 +56,15 @@ describe("config", () => {
     assert.equal(rollback.expectedIdType, "integer");
   });
 
+  it("plans sql mode with the SQL folder's checksum, and alembic mode with the revisions' checksum", () => {
+    const sql = loadConfig(sourceFor("test", { migrationMode: "sql", sqlDir: "app/migrations/sql" }), "test").migration;
+    assert.equal(sql.sqlDir, "app/migrations/sql");
+    assert.equal(sql.filesSha256, plannedMigrationFilesSha256({ mode: "sql", sqlDir: path.join(ROOT, "app/migrations/sql") }));
+    const alembic = loadConfig(sourceFor("test"), "test").migration;
+    assert.equal(alembic.filesSha256, migrationFilesSha256(path.join(ROOT, "app/migrations/versions")));
+    assert.notEqual(sql.filesSha256, alembic.filesSha256);
+  });
+
   it("reads the dev secrets from the files dev-env.sh writes, trailing newline removed", async () => {
     const config = loadConfig(sourceFor("dev"), "dev");
     const password = await new Promise((resolve) => config.database.password.apply(resolve));
@@ -94,6 +104,9 @@ describe("config", () => {
     ["test", "statementTimeout", { statementTimeout: "0" }, /positive PostgreSQL duration/],
     ["test", "migrationMode", { migrationMode: "flyway" }, /one of alembic, sql/],
     ["test", "sqlDir", { migrationMode: "sql" }, /required when migrationMode is sql/],
+    ["test", "sqlDir", { sqlDir: "/nonexistent/sql", migrationMode: "sql" }, /not a folder holding at least one <revision>\.up\.sql/],
+    ["test", "sqlDir", { sqlDir: "app/migrations/versions", migrationMode: "sql" }, /not a folder holding at least one <revision>\.up\.sql/],
+    ["test", "upCommand", { upCommand: "./up.sh {rev}", migrationMode: "sql", sqlDir: "app/migrations/sql" }, /only applies when migrationMode is alembic/],
     ["test", "targetRevision", { targetRevision: "001; rm -rf /" }, /alembic revision id/],
     ["test", "revisionIdTypes", { revisionIdTypes: '["0000_initial=int"]' }, /not revision=integer or revision=uuid/],
     ["test", "revisionIdTypes", { revisionIdTypes: "[]" }, /non-empty list/],

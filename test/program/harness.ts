@@ -137,7 +137,7 @@ const mocks: pulumi.runtime.Mocks = {
     }
     return { id: `${args.name}-id`, state };
   },
-  call: (args) => args.inputs,
+  call: (args) => (args.token === "aws:rds/getInstance:getInstance" ? { ...args.inputs, allocatedStorage: 100 } : args.inputs),
 };
 
 /** Registers the program for `stack` under mocks and waits for every registration. */
