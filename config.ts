@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { migrationFilesSha256 } from "./hooks/lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "./hooks/lib/migrationFiles";
 import { loadSafetyConfig, SafetyConfig } from "./safety/config";
 
 export const PROJECT = "vibes-db-deploy";
@@ -47,14 +47,14 @@ export interface DeployConfig {
     /** The id type the covered tables have at targetRevision. */
     expectedIdType: IdType;
     mode: MigrationMode;
-    /** sql mode: folder of up-to-<rev>.sql / down-to-<rev>.sql files. */
+    /** sql mode: folder of <revision>.up.sql / <revision>.down.sql files. */
     sqlDir?: string;
-    /** Overrides for `migrate --up/--down`; undefined = the mode's default. */
+    /** Overrides for `migrate --up/--down` (alembic mode); undefined = alembic itself. */
     upCommand?: string;
     downCommand?: string;
     lockTimeout: string;
     statementTimeout: string;
-    /** SHA-256 over <appDir>/migrations/versions/*.py, computed at plan time. */
+    /** SHA-256 over the mode's files (<appDir>/migrations/versions/*.py, or <sqlDir>/*.sql), computed at plan time. */
     filesSha256: string;
   };
   preflight: { minFreeSpaceRatio: number };
@@ -77,8 +77,9 @@ export interface DeployConfig {
     kind: "instance" | "cluster";
     /** The RDS instance or Aurora cluster to snapshot. */
     sourceIdentifier: string;
-    /** Name of the snapshot, derived from the stack and the target revision. */
-    identifier: string;
+    /** Start of the snapshot's name, from the stack and the target revision; RdsSnapshot adds
+     * the backup's checksum, so every deployment (a re-deploy after a rollback too) gets its own. */
+    identifierPrefix: string;
   };
   /** Promotion and maintenance-window gates, notifications, monitoring (docs/safety.md). */
   safety: SafetyConfig;
@@ -239,7 +240,10 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   }
   const mode = oneOf("migrationMode", ["alembic", "sql"] as const);
   const sqlDir = raw("sqlDir");
-  if (mode === "sql" && sqlDir === undefined) bad("sqlDir", "is required when migrationMode is sql", setCmd("sqlDir", "migrations/sql"));
+  const sqlFix = setCmd("sqlDir", "app/migrations/sql") + " (the folder of <revision>.up.sql and <revision>.down.sql files)";
+  if (mode === "sql" && sqlDir === undefined) bad("sqlDir", "is required when migrationMode is sql", sqlFix);
+  const sqlDirOk = mode === "sql" && sqlDir !== undefined && hasUpFile(sqlDir);
+  if (mode === "sql" && sqlDir !== undefined && !sqlDirOk) bad("sqlDir", `${sqlDir} is not a folder holding at least one <revision>.up.sql`, sqlFix);
   const upCommand = raw("upCommand");
   const downCommand = raw("downCommand");
   const duration = (key: string, example: string) => {
@@ -251,13 +255,17 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const lockTimeout = duration("lockTimeout", "5s");
   const statementTimeout = duration("statementTimeout", "30min");
   let filesSha256 = "";
-  const versionsDir = path.join(appDir, "migrations", "versions");
-  if (appDir) {
+  if (sqlDirOk) {
+    filesSha256 = plannedMigrationFilesSha256({ mode: "sql", sqlDir: sqlDir! });
+  } else if (mode === "alembic" && appDir) {
     try {
-      filesSha256 = migrationFilesSha256(versionsDir);
+      filesSha256 = plannedMigrationFilesSha256({ mode, appDir });
     } catch {
-      bad("appDir", `${versionsDir} cannot be read`, setCmd("appDir", "app") + " (the folder holding alembic.ini and migrations/versions/)");
+      bad("appDir", `${path.join(appDir, "migrations", "versions")} cannot be read`, setCmd("appDir", "app") + " (the folder holding alembic.ini and migrations/versions/)");
     }
+  }
+  for (const [key, value] of [["upCommand", upCommand], ["downCommand", downCommand]] as const) {
+    if (mode === "sql" && value !== undefined) bad(key, "only applies when migrationMode is alembic (sql mode runs the files in sqlDir)", `remove it: pulumi config rm ${key} --stack ${stack}`);
   }
 
   const ratioRaw = str("minFreeSpaceRatio", "1.5");
@@ -306,7 +314,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     bad("rdsInstanceIdentifier", "snapshotEnabled needs exactly one of rdsInstanceIdentifier (RDS) or rdsClusterIdentifier (Aurora)",
       setCmd("rdsInstanceIdentifier", `vibes-${stack}`) + ", or rdsClusterIdentifier for Aurora");
   } else if (snapshotEnabled && rds) {
-    snapshot = { kind: rds.kind, sourceIdentifier: rds.identifier, identifier: snapshotIdentifier(stack, targetRevision, rds.kind === "cluster" ? 63 : 255) };
+    snapshot = { kind: rds.kind, sourceIdentifier: rds.identifier, identifierPrefix: snapshotIdentifier(stack, targetRevision, (rds.kind === "cluster" ? 63 : 255) - SNAPSHOT_SUFFIX_LENGTH) };
   }
 
   const safety = loadSafetyConfig(source, stack, bad);
@@ -345,6 +353,15 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     awsRegion,
     planSummary,
   };
+}
+
+/** True when `dir` is a readable folder with at least one `<revision>.up.sql`. */
+function hasUpFile(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).some((name) => name.endsWith(".up.sql"));
+  } catch {
+    return false;
+  }
 }
 
 /** Parses revisionIdTypes (a JSON list of "revision=integer|uuid") into an ordered map. */
@@ -401,6 +418,9 @@ export function s3BucketNameProblem(name: string): string | undefined {
   if (suffix) return `must not end with ${suffix}`;
   return undefined;
 }
+
+/** "-" and 8 hex digits of the backup's SHA-256, appended by RdsSnapshot. */
+export const SNAPSHOT_SUFFIX_LENGTH = 9;
 
 /** RDS snapshot name for the target revision: letters, digits and single hyphens, letter first. */
 export function snapshotIdentifier(stack: string, revision: string, maxLength: number): string {

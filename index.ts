@@ -44,7 +44,7 @@ export = async () => {
   const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true }, { dependsOn: [vault] });
   const backup = new LogicalBackup("backup", { config }, { dependsOn: [maintenanceOn] });
   const snapshot = config.snapshot
-    ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot }, { dependsOn: [backup] })
+    ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot, backupSha256: backup.sha256 }, { dependsOn: [backup] })
     : undefined;
 
   // Database Migration Procedures: only after the verified backup (and the snapshot).

@@ -40,7 +40,7 @@ export async function logPlanSummary(config: DeployConfig): Promise<void> {
         `plan: rows (estimates) ${rows}; database size ${formatBytes(Number(size.rows[0].bytes))};` +
           " free space is checked by preflight at up",
         `plan: backup to ${backupDestination(config)}` +
-          (config.snapshot ? `; RDS snapshot ${config.snapshot.identifier}` : ""),
+          (config.snapshot ? `; RDS snapshot ${config.snapshot.identifierPrefix}-<backup sha256>` : ""),
       ].join("\n"),
     );
   } catch (err) {

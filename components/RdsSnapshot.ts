@@ -1,12 +1,15 @@
 // Stage 5 (AWS stacks): an RDS snapshot (or an Aurora cluster snapshot) named after the target
-// revision, taken while maintenance mode holds writes back: the fallback if the dump is not enough.
+// revision and the verified backup, taken while maintenance mode holds writes back: the fallback
+// if the dump is not enough.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { DeployConfig } from "../config";
+import { DeployConfig, SNAPSHOT_SUFFIX_LENGTH } from "../config";
 
 export interface RdsSnapshotArgs {
   config: DeployConfig;
   snapshot: NonNullable<DeployConfig["snapshot"]>;
+  /** The verified backup this snapshot goes with: its checksum ends the snapshot's name. */
+  backupSha256: pulumi.Input<string>;
 }
 
 export class RdsSnapshot extends pulumi.ComponentResource {
@@ -16,8 +19,11 @@ export class RdsSnapshot extends pulumi.ComponentResource {
   constructor(name: string, args: RdsSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:backup:RdsSnapshot", name, {}, opts);
     const s = args.snapshot;
+    // Unique per deployment: a retained snapshot of an earlier run with the same revision (a
+    // re-deploy after a rollback) must not block this one with DBSnapshotAlreadyExists.
+    const identifier = pulumi.interpolate`${s.identifierPrefix}-${pulumi.output(args.backupSha256).apply((sha) => sha.slice(0, SNAPSHOT_SUFFIX_LENGTH - 1))}`;
     const tags = { "vibes:stack": args.config.stack, "vibes:targetRevision": args.config.migration.targetRevision };
-    // A new target revision means a new snapshot (a replacement). retainOnDelete keeps the old
+    // A new deployment means a new snapshot (a replacement). retainOnDelete keeps the old
     // one in AWS when protection is on; `protect` is not set because it would block that
     // replacement, and with it every rollback plan.
     const resourceOpts: pulumi.CustomResourceOptions = {
@@ -30,7 +36,7 @@ export class RdsSnapshot extends pulumi.ComponentResource {
     if (s.kind === "cluster") {
       const snap = new aws.rds.ClusterSnapshot(`${name}-cluster-snapshot`, {
         dbClusterIdentifier: s.sourceIdentifier,
-        dbClusterSnapshotIdentifier: s.identifier,
+        dbClusterSnapshotIdentifier: identifier,
         tags,
       }, resourceOpts);
       this.identifier = snap.dbClusterSnapshotIdentifier;
@@ -38,7 +44,7 @@ export class RdsSnapshot extends pulumi.ComponentResource {
     } else {
       const snap = new aws.rds.Snapshot(`${name}-snapshot`, {
         dbInstanceIdentifier: s.sourceIdentifier,
-        dbSnapshotIdentifier: s.identifier,
+        dbSnapshotIdentifier: identifier,
         tags,
       }, resourceOpts);
       this.identifier = snap.dbSnapshotIdentifier;

@@ -55,7 +55,7 @@ describe("program", function () {
         const snapshot = byName(run, "rds-snapshot-snapshot");
         assert.equal(snapshot.type, "aws:rds/snapshot:Snapshot");
         assert.equal(snapshot.inputs.dbInstanceIdentifier, `vibes-${stack}`);
-        assert.equal(snapshot.inputs.dbSnapshotIdentifier, `vibes-${stack}-pre-001-uuid-schema-migration`);
+        assert.equal(snapshot.inputs.dbSnapshotIdentifier, `vibes-${stack}-pre-001-uuid-schema-migration-abababab`);
       });
     }
 
@@ -64,7 +64,7 @@ describe("program", function () {
       assert.equal(ofType(run, "aws:rds/snapshot:Snapshot").length, 0);
       const snap = byName(run, "rds-snapshot-cluster-snapshot");
       assert.equal(snap.inputs.dbClusterIdentifier, "vibes-test-aurora");
-      assert.equal(snap.inputs.dbClusterSnapshotIdentifier, "vibes-test-pre-001-uuid-schema-migration");
+      assert.equal(snap.inputs.dbClusterSnapshotIdentifier, "vibes-test-pre-001-uuid-schema-migration-abababab");
     });
   });
 
@@ -279,7 +279,7 @@ describe("program", function () {
         .finally(() => { testStackOutputs.schemaRevisionAfter = validatedOnTest; });
       assert.deepEqual(changedFrom(runs.prod, rollback), [...CHAIN, "rds-snapshot-snapshot"].sort());
       assert.match(String(byName(rollback, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial /);
-      assert.equal(byName(rollback, "rds-snapshot-snapshot").inputs.dbSnapshotIdentifier, "vibes-prod-pre-0000-initial");
+      assert.equal(byName(rollback, "rds-snapshot-snapshot").inputs.dbSnapshotIdentifier, "vibes-prod-pre-0000-initial-abababab");
     });
 
     // A part of the chain re-running alone would back up without maintenance mode, or restart
@@ -367,8 +367,9 @@ describe("program", function () {
       assert.match(String(o.backupObjectUri), /^s3:\/\/vibes-backups-prod-eu-west-1\/pre-uuid-migration\//);
       assert.match(String(o.backupSha256), /^[0-9a-f]{64}$/);
       assert.equal(o.backupBytes, 4096);
-      assert.equal(o.snapshotIdentifier, "vibes-prod-pre-001-uuid-schema-migration");
-      assert.match(String(o.snapshotArn), /^arn:aws:rds:.*:snapshot:vibes-prod-pre-001-uuid-schema-migration$/);
+      // Named after the revision and the verified backup's checksum ("ab" x 32 in these mocks).
+      assert.equal(o.snapshotIdentifier, "vibes-prod-pre-001-uuid-schema-migration-abababab");
+      assert.match(String(o.snapshotArn), /^arn:aws:rds:.*:snapshot:vibes-prod-pre-001-uuid-schema-migration-abababab$/);
       assert.equal(o.schemaRevisionBefore, "0000_initial");
       assert.equal(o.schemaRevisionAfter, "001_uuid_schema_migration");
       assert.equal(o.idType, "uuid");
