@@ -3,10 +3,9 @@
 // reviewed change: set targetRevision to the previous revision and `pulumi up` runs this step
 // again as an update with `--to <previous>`. The step reads the database's actual revision
 // first, so a re-run after an interrupted `pulumi up` does the right thing.
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand, shellWord } from "./hookCommand";
+import { hookCommand } from "./hookCommand";
 
 export interface SchemaMigrationArgs {
   config: DeployConfig;
@@ -22,7 +21,6 @@ export class SchemaMigration extends pulumi.ComponentResource {
   constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:SchemaMigration", name, {}, opts);
     const m = args.config.migration;
-    const commands = migrationCommands(args.config);
     const { result } = hookCommand<{ revisionBefore: string; revisionAfter: string; changed: boolean }>(`${name}-migrate`, {
       config: args.config,
       step: "migrate",
@@ -30,8 +28,7 @@ export class SchemaMigration extends pulumi.ComponentResource {
         "--to", m.targetRevision,
         "--manifest", args.manifestUri,
         "--files-sha256", m.filesSha256,
-        ...(commands.up ? ["--up", commands.up] : []),
-        ...(commands.down ? ["--down", commands.down] : []),
+        ...migrationSourceFlags(args.config),
       ],
       env: ["database", "backup", "migration"],
       secrets: ["databasePassword"],
@@ -46,14 +43,10 @@ export class SchemaMigration extends pulumi.ComponentResource {
   }
 }
 
-/** `--up`/`--down` for the hook: the config's overrides, SQL files in sql mode, or the hook's
- * alembic defaults. `{rev}` is replaced by the hook; psql gets the password from its PGPASSFILE. */
-function migrationCommands(config: DeployConfig): { up?: string; down?: string } {
+/** How the hook finds and runs the revisions: the SQL files of sqlDir (relative to the project
+ * folder, like the hook's own path), or alembic with the config's optional command overrides. */
+function migrationSourceFlags(config: DeployConfig): string[] {
   const m = config.migration;
-  const sql = (direction: "up" | "down") =>
-    `psql "$DATABASE_URL" -v ON_ERROR_STOP=1 --single-transaction -f ${shellWord(path.join(m.sqlDir ?? "", `${direction}-to-{rev}.sql`))}`;
-  return {
-    up: m.upCommand ?? (m.mode === "sql" ? sql("up") : undefined),
-    down: m.downCommand ?? (m.mode === "sql" ? sql("down") : undefined),
-  };
+  if (m.mode === "sql") return ["--mode", "sql", "--sql-dir", m.sqlDir!];
+  return [...(m.upCommand ? ["--up", m.upCommand] : []), ...(m.downCommand ? ["--down", m.downCommand] : [])];
 }

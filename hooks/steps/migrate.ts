@@ -1,8 +1,8 @@
 // `migrate --to REV`: runs the schema change exactly once, under a session advisory lock, and
 // leaves the database as it found it when the change or its validation fails (down command,
-// then, if the data still differs from the manifest, the verified backup).
+// then, if the data still differs from the manifest, the verified backup). The revisions come
+// from alembic or from a folder of SQL files (--mode); both go through the same steps here.
 import { hostname } from "node:os";
-import { join } from "node:path";
 import { statSync } from "node:fs";
 import type { Client } from "pg";
 import { parseFlags, requireFlag } from "../lib/args";
@@ -10,10 +10,11 @@ import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
-import { migrationFilesSha256 } from "../lib/migrationFiles";
+import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
+import { alembicSource, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
-import { runChild, runShell, stderrSummary } from "../lib/run";
+import { stderrSummary, type RunResult } from "../lib/run";
 import { restoreBackup } from "./restore";
 import { validateAgainstManifest } from "./validate";
 
@@ -31,34 +32,6 @@ function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { tex
   const m = DURATION_RE.exec(text);
   if (!m) throw new StepError(`${name} "${text}" is not a PostgreSQL duration`, `set ${name} to a value such as 5s, 500ms or 30min`);
   return { text: text.replace(/\s+/g, ""), ms: Number(m[1]) * UNIT_MS[m[2] ?? "ms"] };
-}
-
-const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-interface History {
-  heads: string[];
-  /** revision -> its down revisions */
-  parents: Map<string, string[]>;
-}
-
-// Read through alembic's own script API: the same graph `alembic heads` / `alembic history` print.
-const HISTORY_PY = `
-import json
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-s = ScriptDirectory.from_config(Config("alembic.ini"))
-print(json.dumps({"heads": list(s.get_heads()),
-  "revisions": {r.revision: list(r._all_down_revisions) for r in s.walk_revisions()}}))
-`;
-
-async function readHistory(python: string, appDir: string, env: NodeJS.ProcessEnv): Promise<History> {
-  const res = await runChild(python, ["-c", HISTORY_PY], { env, cwd: appDir, timeoutMs: 60_000, label: "alembic history" });
-  if (res.code !== 0) {
-    throw new StepError(`cannot read the alembic history in ${appDir}: ${stderrSummary(res.stderr) || `exit ${res.code}`}`,
-      "check VIBES_APP_DIR (it must hold alembic.ini) and VIBES_PYTHON (a Python with alembic installed)");
-  }
-  const parsed = JSON.parse(res.stdout.trim().split("\n").pop()!) as { heads: string[]; revisions: Record<string, string[]> };
-  return { heads: parsed.heads, parents: new Map(Object.entries(parsed.revisions)) };
 }
 
 function isAncestor(history: History, ancestor: string, of: string): boolean {
@@ -119,6 +92,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     to: { type: "string" },
     manifest: { type: "string" },
     "files-sha256": { type: "string" },
+    mode: { type: "string" },
+    "sql-dir": { type: "string" },
     up: { type: "string" },
     down: { type: "string" },
     "lock-wait-seconds": { type: "string" },
@@ -132,27 +107,19 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   if (expectedSha !== undefined && !/^[0-9a-f]{64}$/.test(expectedSha)) {
     throw new UsageError("migrate: --files-sha256 must be 64 hex digits", "pass the migrationFilesSha256 the deployment was planned with");
   }
-  const python = env.VIBES_PYTHON || "/usr/bin/python3";
-  const upTemplate = values.up ?? `${shQuote(python)} -m alembic upgrade {rev}`;
-  const downTemplate = values.down ?? `${shQuote(python)} -m alembic downgrade {rev}`;
-  for (const [flag, t] of [["--up", upTemplate], ["--down", downTemplate]]) {
-    if (!t.includes("{rev}")) throw new UsageError(`migrate: ${flag} must contain {rev}`, `pass e.g. ${flag} "python3 -m alembic ${flag === "--up" ? "upgrade" : "downgrade"} {rev}"`);
-  }
-  const appDir = env.VIBES_APP_DIR;
-  if (!appDir || !statSync(appDir, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new StepError(`VIBES_APP_DIR ${appDir ? `"${appDir}" is not a directory` : "is not set"}`, "set VIBES_APP_DIR to the app's folder (it holds alembic.ini and migrations/versions/)");
-  }
+  const mode = values.mode ?? "alembic";
+  if (mode !== "alembic" && mode !== "sql") throw new UsageError(`migrate: --mode "${mode}" is not alembic or sql`, "pass --mode alembic (the default) or --mode sql --sql-dir DIR");
   const lockTimeout = duration(env, "VIBES_LOCK_TIMEOUT", "5s");
   const statementTimeout = duration(env, "VIBES_STATEMENT_TIMEOUT", "30min");
+  const source = mode === "sql" ? sqlFolder(values) : alembicRevisions(values, env);
   const settings = connectionFromEnv(env);
   const log = progress("migrate");
 
-  const versionsDir = join(appDir, "migrations", "versions");
-  const filesSha = migrationFilesSha256(versionsDir);
+  const filesSha = plannedMigrationFilesSha256(mode === "sql" ? { mode, sqlDir: source.dir } : { mode, appDir: env.VIBES_APP_DIR! });
   if (expectedSha === undefined) {
     log(`warning: no --files-sha256 given; migration files are ${filesSha}`);
   } else if (filesSha !== expectedSha) {
-    throw new StepError(`the migration files in ${versionsDir} have SHA-256 ${filesSha}, not the planned ${expectedSha}`,
+    throw new StepError(`the migration files in ${source.dir} have SHA-256 ${filesSha}, not the planned ${expectedSha}`,
       "the migrations changed since the deployment was planned: review the change and run `pulumi preview` / `pulumi up` again");
   }
   const manifest = await loadManifest(manifestUri, env);
@@ -160,13 +127,14 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   return withPassfile(settings, async (childEnv) => {
     const options = `-c lock_timeout=${lockTimeout.text} -c statement_timeout=${statementTimeout.text}`;
     childEnv.PGOPTIONS = childEnv.PGOPTIONS ? `${childEnv.PGOPTIONS} ${options}` : options;
-    const history = await readHistory(python, appDir, childEnv);
+    const runContext = (what: string) => ({ env: childEnv, timeoutMs: statementTimeout.ms + 300_000, log: (m: string) => log(`${what}: ${m}`) });
+    const history = await source.history(runContext("history"));
     if (history.heads.length !== 1) {
-      throw new StepError(`alembic reports ${history.heads.length} heads (${history.heads.join(", ")})`,
+      throw new StepError(`${source.name} reports ${history.heads.length} heads (${history.heads.join(", ")})`,
         "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again");
     }
     if (!history.parents.has(to)) {
-      throw new StepError(`revision ${to} is not in ${versionsDir}`, "pass --to a revision that exists in the migration files");
+      throw new StepError(`revision ${to} is not in ${source.dir}`, "pass --to a revision that exists in the migration files");
     }
 
     const client = await connect(settings, {
@@ -183,10 +151,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       await client.end().catch(() => undefined);
     }
 
-    async function runCommand(template: string, rev: string, what: string) {
-      const command = template.split("{rev}").join(rev);
-      log(`${what}: ${command}`);
-      const res = await runShell(command, { env: childEnv, cwd: appDir, timeoutMs: statementTimeout.ms + 300_000, label: what });
+    /** Moves the database from `from` to `rev` ("base": no revision) through the source. */
+    async function runStep(direction: "up" | "down", from: string | null, rev: string, what: string): Promise<RunResult> {
+      const res = await source.run(direction, from, rev, runContext(what));
       for (const line of res.stderr.split("\n").filter((l) => l.trim())) log(`  ${line}`);
       return res;
     }
@@ -199,7 +166,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
       }
       if (revisionBefore !== null && !history.parents.has(revisionBefore)) {
-        throw new StepError(`the database is at ${revisionBefore}, which is not in ${versionsDir}`,
+        throw new StepError(`the database is at ${revisionBefore}, which is not in ${source.dir}`,
           "deploy with the migration files that match the database (or check DATABASE_URL)");
       }
       const down = revisionBefore !== null && isAncestor(history, to, revisionBefore);
@@ -212,9 +179,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     }
 
     // Going down is itself the rollback of a deployment: no manifest comparison (the app may
-    // have written since) and no restore; alembic's single transaction keeps a failure atomic.
+    // have written since) and no restore; the source's single transaction (alembic's, or psql's
+    // --single-transaction) keeps a failure atomic.
     async function migrateDown(client: Client, revisionBefore: string): Promise<Record<string, unknown>> {
-      const res = await runCommand(downTemplate, to, "down");
+      const res = await runStep("down", revisionBefore, to, "down");
       const revisionAfter = await currentRevision(client);
       if (res.code !== 0 || revisionAfter !== to) {
         throw new StepError(`the down command to ${to} failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}; the database is at ${revisionAfter ?? "no revision"}`,
@@ -240,7 +208,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       }
 
       let failure: string;
-      const res = await runCommand(upTemplate, to, "up");
+      const res = await runStep("up", revisionBefore, to, "up");
       const revisionAfter = await currentRevision(client);
       let failedChecks: Check[] = [];
       if (res.code !== 0) {
@@ -266,10 +234,15 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       let restoredFromBackup = false;
       let problem = "";
       const target = revisionBefore ?? "base";
-      if ((await currentRevision(client)) !== revisionBefore) {
-        const res = await runCommand(downTemplate, target, "roll back");
-        rolledBack = res.code === 0;
-        if (!rolledBack) problem = `the down command failed (exit ${res.code}): ${stderrSummary(res.stderr) || "no error output"}`;
+      const revisionFailed = await currentRevision(client);
+      if (revisionFailed !== revisionBefore) {
+        try {
+          const res = await runStep("down", revisionFailed, target, "roll back");
+          rolledBack = res.code === 0;
+          if (!rolledBack) problem = `the down command failed (exit ${res.code}): ${stderrSummary(res.stderr) || "no error output"}`;
+        } catch (err) {
+          problem = `the down command could not run: ${errorMessage(err)}`;
+        }
       }
       let revisionNow = await currentRevision(client);
       let checks = await dataChecks(client, manifest);
@@ -296,4 +269,30 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         { details: { revisionBefore, revisionAfter: revisionNow, changed: !intact, rolledBack, restoredFromBackup, failedChecks } });
     }
   }, env);
+}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/** --mode alembic: the app's revisions in VIBES_APP_DIR, run by alembic or the --up/--down commands. */
+function alembicRevisions(values: Flags, env: NodeJS.ProcessEnv): MigrationSource {
+  if (values["sql-dir"] !== undefined) throw new UsageError("migrate: --sql-dir needs --mode sql", "pass --mode sql --sql-dir DIR, or drop --sql-dir");
+  const templates = { up: values.up as string | undefined, down: values.down as string | undefined };
+  for (const [flag, t] of [["--up", templates.up], ["--down", templates.down]]) {
+    if (t !== undefined && !t.includes("{rev}")) throw new UsageError(`migrate: ${flag} must contain {rev}`, `pass e.g. ${flag} "python3 -m alembic ${flag === "--up" ? "upgrade" : "downgrade"} {rev}"`);
+  }
+  const appDir = env.VIBES_APP_DIR;
+  if (!appDir || !statSync(appDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new StepError(`VIBES_APP_DIR ${appDir ? `"${appDir}" is not a directory` : "is not set"}`, "set VIBES_APP_DIR to the app's folder (it holds alembic.ini and migrations/versions/)");
+  }
+  const versionsDir = migrationFilesDir({ mode: "alembic", appDir });
+  return alembicSource({ python: env.VIBES_PYTHON || "/usr/bin/python3", appDir, versionsDir, ...templates });
+}
+
+/** --mode sql: the `<revision>.up.sql` / `.down.sql` files in --sql-dir, run by psql. */
+function sqlFolder(values: Flags): MigrationSource {
+  if (values.up !== undefined || values.down !== undefined) {
+    throw new UsageError("migrate: --up/--down apply to --mode alembic only", "drop them: in sql mode psql runs <revision>.up.sql / .down.sql from --sql-dir");
+  }
+  const dir = requireFlag("migrate", values["sql-dir"] as string | undefined, "--sql-dir", "app/migrations/sql");
+  return sqlSource(dir);
 }

@@ -2,30 +2,23 @@ import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { captureState, compareState, loadManifest } from "../../hooks/lib/manifest";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { MIGRATE_LOCK_KEY } from "../../hooks/steps/migrate";
 import { APP_DIR, APP_PYTHON, getCluster, type PgCluster } from "../support/pgCluster";
-import { assertFailed, assertSecretAbsent, runHooks, type HooksResult } from "../support/hooks";
-
-const TARGET = "001_uuid_schema_migration";
-const BEFORE = "0000_initial";
+import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
+import * as helpers from "./migrateHelpers";
+import { BEFORE, resultOf as result, TARGET } from "./migrateHelpers";
 
 describe("migrate", function () {
   this.timeout(300_000);
   let pg: PgCluster;
-  const scratch: string[] = [];
+  const scratch = helpers.scratchDirs();
+  const tempDir = scratch.make;
 
   before(async () => {
     pg = await getCluster();
   });
-  after(() => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-  function tempDir(prefix: string): string {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
-    scratch.push(dir);
-    return dir;
-  }
+  after(scratch.remove);
 
   /** A copy of the app, to change its revisions without touching app/. */
   function appCopy(): string {
@@ -42,43 +35,14 @@ describe("migrate", function () {
   }
 
   /** A fresh Vibes database at 0000_initial with a verified backup; env set up for migrate. */
-  async function prepared(appDir = APP_DIR) {
-    const db = await pg.createVibesDatabase({ users: 12, journalsPerUser: 3, tags: 4 });
-    const env: NodeJS.ProcessEnv = {
-      ...db.env, VIBES_APP_DIR: appDir, VIBES_PYTHON: APP_PYTHON,
-      VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: tempDir("vibes-backups-"),
-    };
-    const backup = await runHooks("backup", ["--label", BEFORE], env);
-    assert.equal(backup.code, 0, backup.stderr);
-    const sha = migrationFilesSha256(join(appDir, "migrations", "versions"));
-    const migrate = (to: string, extra: string[] = [], opts = {}) =>
-      runHooks("migrate", ["--to", to, "--manifest", backup.json.manifestUri, "--files-sha256", sha, ...extra], env, opts);
-    return { db, env, manifestUri: backup.json.manifestUri as string, migrate };
-  }
+  const prepared = (appDir = APP_DIR) => helpers.prepareDatabase(pg, tempDir("vibes-backups-"), { mode: "alembic", appDir });
 
   const migrateLockHeld = async (db: string) =>
     (await pg.query(db, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::bigint::oid",
       [(MIGRATE_LOCK_KEY & 0xffffffffn).toString()])).length > 0;
-  const revisionOf = async (db: string) => (await pg.query(db, "SELECT version_num FROM alembic_version"))[0]?.version_num;
-  const idType = async (db: string) =>
-    (await pg.query(db, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'"))[0].data_type;
-
-  /** The checks that fail when comparing the database's data with the manifest (empty: all data is there). */
-  async function dataDifferences(db: string, manifestUri: string, env: NodeJS.ProcessEnv): Promise<string[]> {
-    const manifest = await loadManifest(manifestUri, env);
-    const client = await pg.adminClient(db);
-    try {
-      const state = await captureState(client, Object.keys(manifest.tables), manifest);
-      return compareState(manifest, state).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
-    } finally {
-      await client.end();
-    }
-  }
-
-  const result = (res: HooksResult) => {
-    const { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup } = res.json;
-    return { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup };
-  };
+  const revisionOf = (db: string) => helpers.revisionOf(pg, db);
+  const idType = (db: string) => helpers.idType(pg, db);
+  const dataDifferences = (db: string, manifestUri: string, env: NodeJS.ProcessEnv) => helpers.dataDifferences(pg, db, manifestUri, env);
 
   it("migrates up with validation, does nothing the second time, and migrates back down", async () => {
     const { db, env, manifestUri, migrate } = await prepared();

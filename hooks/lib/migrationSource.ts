@@ -1,0 +1,142 @@
+// Where `migrate` gets its line of history and how it moves the database along it: the app's
+// alembic revisions (run by alembic, or the --up/--down commands), or a folder of SQL files run
+// by psql. Everything else (lock, checksum, manifest, validation, rollback) is migrate's own.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { StepError } from "./errors";
+import { pgTool } from "./pgTools";
+import { runChild, runShell, stderrSummary, type RunResult } from "./run";
+
+export interface History {
+  heads: string[];
+  /** revision -> its down revisions */
+  parents: Map<string, string[]>;
+}
+
+export interface RunContext {
+  /** The child environment: passfile, PGOPTIONS, DATABASE_URL without the password. */
+  env: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  log: (message: string) => void;
+}
+
+export interface MigrationSource {
+  /** Names the source in messages. */
+  readonly name: string;
+  /** The folder of migration files (what the files checksum covers). */
+  readonly dir: string;
+  history(ctx: RunContext): Promise<History>;
+  /** Moves the database from `from` (null: no revision) to `to` ("base": no revision) in one
+   * transaction. Throws a StepError, before touching the database, when it cannot. */
+  run(direction: "up" | "down", from: string | null, to: string, ctx: RunContext): Promise<RunResult>;
+}
+
+const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+// Read through alembic's own script API: the same graph `alembic heads` / `alembic history` print.
+const HISTORY_PY = `
+import json
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+s = ScriptDirectory.from_config(Config("alembic.ini"))
+print(json.dumps({"heads": list(s.get_heads()),
+  "revisions": {r.revision: list(r._all_down_revisions) for r in s.walk_revisions()}}))
+`;
+
+/** The app's alembic revisions; `up`/`down` are shell command templates where `{rev}` is the target. */
+export function alembicSource(opts: { python: string; appDir: string; versionsDir: string; up?: string; down?: string }): MigrationSource {
+  const templates = {
+    up: opts.up ?? `${shQuote(opts.python)} -m alembic upgrade {rev}`,
+    down: opts.down ?? `${shQuote(opts.python)} -m alembic downgrade {rev}`,
+  };
+  return {
+    name: "alembic",
+    dir: opts.versionsDir,
+    async history(ctx) {
+      const res = await runChild(opts.python, ["-c", HISTORY_PY], { env: ctx.env, cwd: opts.appDir, timeoutMs: 60_000, label: "alembic history" });
+      if (res.code !== 0) {
+        throw new StepError(`cannot read the alembic history in ${opts.appDir}: ${stderrSummary(res.stderr) || `exit ${res.code}`}`,
+          "check VIBES_APP_DIR (it must hold alembic.ini) and VIBES_PYTHON (a Python with alembic installed)");
+      }
+      const parsed = JSON.parse(res.stdout.trim().split("\n").pop()!) as { heads: string[]; revisions: Record<string, string[]> };
+      return { heads: parsed.heads, parents: new Map(Object.entries(parsed.revisions)) };
+    },
+    run(direction, _from, to, ctx) {
+      const command = templates[direction].split("{rev}").join(to);
+      ctx.log(command);
+      return runShell(command, { env: ctx.env, cwd: opts.appDir, timeoutMs: ctx.timeoutMs, label: direction });
+    },
+  };
+}
+
+const SQL_FILE = /^([A-Za-z0-9_.-]+)\.(up|down)\.sql$/;
+// A COMMIT inside a file would make its changes permanent apart from the revision update.
+const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\s*;\s*$/im;
+/** alembic_version.version_num is varchar(32), as alembic creates it. */
+const MAX_REVISION_LENGTH = 32;
+
+// Run by psql after the files, in their transaction; the revision arrives as a psql variable
+// (:'vibes_revision' is quoted by psql), never spliced into SQL text. Same table as alembic's,
+// so the app, preflight, validate and alembic mode all read the revision from one place.
+const SET_VERSION = `SET LOCAL client_min_messages = warning;
+CREATE TABLE IF NOT EXISTS alembic_version (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+DELETE FROM alembic_version;
+INSERT INTO alembic_version (version_num) VALUES (:'vibes_revision');
+`;
+const CLEAR_VERSION = "DELETE FROM alembic_version;\n";
+
+/**
+ * A folder of `<revision>.up.sql` / `<revision>.down.sql`: one line of history in byte order of
+ * the names; the down file of R returns to the revision before R. Read (and checked) at once.
+ */
+export function sqlSource(dir: string): MigrationSource {
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".sql")).map((e) => e.name);
+  } catch (err) {
+    throw new StepError(`cannot read the SQL migrations folder ${dir}: ${(err as Error).message}`, "pass --sql-dir the folder holding <revision>.up.sql and <revision>.down.sql");
+  }
+  const ups = new Set<string>();
+  const downs = new Set<string>();
+  for (const name of names) {
+    const m = SQL_FILE.exec(name);
+    if (!m) throw new StepError(`${dir}/${name} is not named <revision>.up.sql or <revision>.down.sql`, "rename it (revision ids: letters, digits, _ . -) or move it out of the folder");
+    if (m[1].length > MAX_REVISION_LENGTH) throw new StepError(`${dir}/${name}: revision id longer than ${MAX_REVISION_LENGTH} characters`, "shorten the revision id (alembic_version holds at most 32)");
+    (m[2] === "up" ? ups : downs).add(m[1]);
+  }
+  for (const name of names) {
+    if (TRANSACTION_CONTROL.test(readFileSync(join(dir, name), "utf8"))) {
+      throw new StepError(`${dir}/${name} controls the transaction (BEGIN/COMMIT/ROLLBACK)`,
+        "remove those lines: migrate runs the files and the revision update in one transaction of its own");
+    }
+  }
+  const orphan = [...downs].find((rev) => !ups.has(rev));
+  if (orphan) throw new StepError(`${dir}/${orphan}.down.sql has no ${orphan}.up.sql`, "add the up file or remove the down file");
+  const revisions = [...ups].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  if (revisions.length === 0) throw new StepError(`${dir} holds no <revision>.up.sql file`, "pass --sql-dir the folder of the SQL migrations");
+  const index = (rev: string | null) => (rev === null || rev === "base" ? -1 : revisions.indexOf(rev));
+
+  return {
+    name: "the SQL files",
+    dir,
+    async history() {
+      return { heads: [revisions[revisions.length - 1]], parents: new Map(revisions.map((rev, i) => [rev, i === 0 ? [] : [revisions[i - 1]]])) };
+    },
+    run(direction, from, to, ctx) {
+      const [a, b] = [index(from), index(to)];
+      const path = direction === "up" ? revisions.slice(a + 1, b + 1) : revisions.slice(b + 1, a + 1).reverse();
+      const missing = direction === "down" ? path.find((rev) => !downs.has(rev)) : undefined;
+      if (missing) {
+        throw new StepError(`${dir} has no ${missing}.down.sql: the SQL files cannot go down from ${from} to ${to}`,
+          "add the down file (it returns the database to the revision before it) or restore the backup (docs/operations.md)");
+      }
+      const files = path.map((rev) => `${rev}.${direction}.sql`);
+      const psql = pgTool("psql", ctx.env);
+      const base = to === "base";
+      const args = ["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", ...(base ? [] : ["-v", `vibes_revision=${to}`]),
+        "--single-transaction", ...files.flatMap((f) => ["-f", f]), "-f", "-"];
+      ctx.log(`${psql} ${args.join(" ")} (stdin: ${base ? "clear" : `record ${to} in`} alembic_version)`);
+      return runChild(psql, args, { env: ctx.env, cwd: dir, timeoutMs: ctx.timeoutMs, label: "psql", stdin: base ? CLEAR_VERSION : SET_VERSION });
+    },
+  };
+}

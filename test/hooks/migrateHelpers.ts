@@ -1,0 +1,75 @@
+// What the migrate tests share (alembic mode in migrate.test.ts, SQL files in migrate-sql.test.ts):
+// a database with a verified backup, `migrate` bound to it, and looks at the database's state.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { captureState, compareState, loadManifest } from "../../hooks/lib/manifest";
+import { plannedMigrationFilesSha256, type MigrationFilesSpec } from "../../hooks/lib/migrationFiles";
+import { APP_PYTHON, type PgCluster, type TestDatabase } from "../support/pgCluster";
+import { runHooks, type HooksResult, type RunHooksOptions } from "../support/hooks";
+
+export const TARGET = "001_uuid_schema_migration";
+export const BEFORE = "0000_initial";
+
+/** Temporary folders, all removed by `remove()` (call it in `after`). */
+export function scratchDirs() {
+  const dirs: string[] = [];
+  return {
+    make(prefix: string): string {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return dir;
+    },
+    remove: () => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })),
+  };
+}
+
+export interface Prepared {
+  db: TestDatabase;
+  env: NodeJS.ProcessEnv;
+  manifestUri: string;
+  /** `migrate --to <to>` with the manifest, the files' planned checksum and the mode's flags. */
+  migrate(to: string, extra?: string[], opts?: RunHooksOptions): Promise<HooksResult>;
+}
+
+/** A fresh Vibes database at 0000_initial with a verified backup in `backupDir`. In sql mode the
+ * hook gets neither the app's folder nor a Python: the SQL files must be all it needs. */
+export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec): Promise<Prepared> {
+  const db = await pg.createVibesDatabase({ users: 12, journalsPerUser: 3, tags: 4 });
+  const env: NodeJS.ProcessEnv = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: backupDir };
+  if (files.mode === "alembic") {
+    Object.assign(env, { VIBES_APP_DIR: files.appDir, VIBES_PYTHON: APP_PYTHON });
+  } else {
+    delete env.VIBES_APP_DIR;
+    env.VIBES_PYTHON = "/nonexistent/python3";
+  }
+  const backup = await runHooks("backup", ["--label", BEFORE], env);
+  assert.equal(backup.code, 0, backup.stderr);
+  const sha = plannedMigrationFilesSha256(files);
+  const modeFlags = files.mode === "sql" ? ["--mode", "sql", "--sql-dir", files.sqlDir] : [];
+  const migrate = (to: string, extra: string[] = [], opts: RunHooksOptions = {}) =>
+    runHooks("migrate", ["--to", to, "--manifest", backup.json.manifestUri, "--files-sha256", sha, ...modeFlags, ...extra], env, opts);
+  return { db, env, manifestUri: backup.json.manifestUri as string, migrate };
+}
+
+export const revisionOf = async (pg: PgCluster, db: string) => (await pg.query(db, "SELECT version_num FROM alembic_version"))[0]?.version_num;
+export const idType = async (pg: PgCluster, db: string) =>
+  (await pg.query(db, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'"))[0].data_type;
+
+/** The checks that fail when comparing the database's data with the manifest (empty: all data is there). */
+export async function dataDifferences(pg: PgCluster, db: string, manifestUri: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const manifest = await loadManifest(manifestUri, env);
+  const client = await pg.adminClient(db);
+  try {
+    const state = await captureState(client, Object.keys(manifest.tables), manifest);
+    return compareState(manifest, state).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+  } finally {
+    await client.end();
+  }
+}
+
+export const resultOf = (res: HooksResult) => {
+  const { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup } = res.json;
+  return { revisionBefore, revisionAfter, changed, rolledBack, restoredFromBackup };
+};
