@@ -91,7 +91,8 @@ export = async () => {
     schemaRevisionBefore: migration.revisionBefore,
     schemaRevisionAfter: migration.revisionAfter,
     targetRevision: config.migration.targetRevision,
-    migrationFilesSha256: config.migration.filesSha256,
+    // The files that migrated the database (recorded there), not merely the ones on disk now.
+    migrationFilesSha256: migration.filesSha256,
     idType: validation.idType,
     validationSummary: validation.summary,
     // Resolves only once validation passed: the prod promotion gate reads it from test.

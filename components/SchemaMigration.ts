@@ -17,11 +17,14 @@ export interface SchemaMigrationArgs {
 export class SchemaMigration extends pulumi.ComponentResource {
   public readonly revisionBefore: pulumi.Output<string>;
   public readonly revisionAfter: pulumi.Output<string>;
+  /** SHA-256 of the migration files that brought the database to revisionAfter, as recorded in
+   * the database (null when it was migrated by other means): what test vouches for to prod. */
+  public readonly filesSha256: pulumi.Output<string | null>;
 
   constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:SchemaMigration", name, {}, opts);
     const m = args.config.migration;
-    const { result } = hookCommand<{ revisionBefore: string; revisionAfter: string; changed: boolean }>(`${name}-migrate`, {
+    const { result } = hookCommand<{ revisionBefore: string; revisionAfter: string; changed: boolean; filesSha256: string | null }>(`${name}-migrate`, {
       config: args.config,
       step: "migrate",
       args: [
@@ -39,7 +42,8 @@ export class SchemaMigration extends pulumi.ComponentResource {
     // Revision ids hold no secret; the output is secret only because the step got the password.
     this.revisionBefore = pulumi.unsecret(result.revisionBefore);
     this.revisionAfter = pulumi.unsecret(result.revisionAfter);
-    this.registerOutputs({ revisionBefore: this.revisionBefore, revisionAfter: this.revisionAfter });
+    this.filesSha256 = pulumi.unsecret(result.filesSha256);
+    this.registerOutputs({ revisionBefore: this.revisionBefore, revisionAfter: this.revisionAfter, filesSha256: this.filesSha256 });
   }
 }
 

@@ -35,8 +35,14 @@ export interface DatabaseState {
   schema: { constraints: ConstraintInfo[]; indexes: IndexInfo[] };
 }
 
+/**
+ * Version of the fingerprint algorithm. Fingerprints from another algorithm cannot be compared,
+ * so a manifest of any other format is refused rather than reported as a data mismatch.
+ */
+export const MANIFEST_FORMAT = 2;
+
 export interface Manifest extends DatabaseState {
-  format: 1;
+  format: typeof MANIFEST_FORMAT;
   createdAt: string;
   revision: string | null;
   dump: { uri: string; sha256: string; bytes: number };
@@ -167,11 +173,15 @@ function digest(sums: string): string {
   return createHash("sha256").update(sums).digest("hex").slice(0, 32);
 }
 
-const slice = (col: string, from: number) => `coalesce(sum(('x' || substr(${col}, ${from}, 16))::bit(64)::bigint::numeric), 0)::text`;
+// Two independently seeded 64-bit hashes of each row's text: 128 bits, like md5, without md5's
+// hex text and its conversions (3x the cost). sum(bigint) is exact (numeric); a sum, unlike XOR,
+// keeps duplicates.
+const sums = (col: string, name: string) =>
+  [0, 1].map((seed) => `coalesce(sum(hashtextextended(${col}, ${seed})), 0)::text AS ${name}${seed + 1}`).join(", ");
 
 /**
  * Row count and both fingerprints of each covered table, plus its constraints and indexes.
- * Each table is read once, inside PostgreSQL: the sum of two 64-bit slices of md5 per row is
+ * Each table is read once, inside PostgreSQL: the sum of two seeded 64-bit hashes per row is
  * order-independent and keeps duplicates, and the hook's memory does not grow with the data.
  * Call inside a transaction (REPEATABLE READ) to get one consistent snapshot.
  *
@@ -219,18 +229,22 @@ export async function captureState(client: Client, tables: string[], reference?:
       };
       continue;
     }
-    const joins = tableFks.map((f, i) => {
-      const on = f.columns.map((c, j) => `t.${quoteIdent(c)} = p${i}.${quoteIdent(f.references!.columns[j])}`).join(" AND ");
-      return `LEFT JOIN ${quoteIdent(f.references!.table)} p${i} ON ${on}`;
-    });
-    const own = rowText("t", contentColumns);
     // The referenced rows' contents are folded into each child's hash: the relationship
     // survives any change of the key values, and moving a child to another parent shows.
-    const related = [own, ...tableFks.map((f, i) => rowText(`p${i}`, contentOf(f.references!.table)))].join(" || '|' || ");
-    const sql = `SELECT count(*)::bigint AS rows, ${slice("c", 1)} AS c1, ${slice("c", 17)} AS c2,
-                        ${slice("r", 1)} AS r1, ${slice("r", 17)} AS r2
-                   FROM (SELECT md5(${own}) AS c, md5(${related}) AS r
-                           FROM ${quoteIdent(table)} t ${joins.join(" ")}) s`;
+    // Each parent's text is built once per parent row (in its subquery), not once per child.
+    const joins = tableFks.map((f, i) => {
+      const keys = f.references!.columns.map((c, j) => `p.${quoteIdent(c)} AS k${j}`).join(", ");
+      const on = f.columns.map((c, j) => `t.${quoteIdent(c)} = p${i}.k${j}`).join(" AND ");
+      return `LEFT JOIN (SELECT ${keys}, ${rowText("p", contentOf(f.references!.table))} AS row_text
+                           FROM ${quoteIdent(f.references!.table)} p OFFSET 0) p${i} ON ${on}`;
+    });
+    // No parent (a NULL key or an orphan) gives '', which no row's text is: the row still counts.
+    const parents = tableFks.map((_, i) => `coalesce(p${i}.row_text, '')`).join(" || '|' || ");
+    // OFFSET 0 keeps a subquery from being flattened, which would build a row's text once per
+    // use of it instead of once.
+    const sql = `SELECT count(*)::bigint AS rows, ${sums("c", "c")}, ${sums(parents ? "c || '|' || p" : "c", "r")}
+                   FROM (SELECT ${rowText("t", contentColumns)} AS c${parents ? `, ${parents} AS p` : ""}
+                           FROM ${quoteIdent(table)} t ${joins.join(" ")} OFFSET 0) s`;
     const res = await client.query(sql);
     const r = res.rows[0];
     out.tables[table] = {
@@ -277,8 +291,12 @@ export function compareState(expected: DatabaseState, actual: DatabaseState): Ch
 /** Reads and checks a manifest (file:// or s3:// URI). */
 export async function loadManifest(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Manifest> {
   const value = (await openReader(env).getJson(uri)) as Partial<Manifest> | null;
-  if (!value || value.format !== 1 || !value.tables || !value.schema || !value.dump?.sha256) {
-    throw new StepError(`${uri} is not a vibes backup manifest (format 1)`, "pass the manifestUri printed by the backup step");
+  if (!value || value.format === undefined || !value.tables || !value.schema || !value.dump?.sha256) {
+    throw new StepError(`${uri} is not a vibes backup manifest`, "pass the manifestUri printed by the backup step");
+  }
+  if (value.format !== MANIFEST_FORMAT) {
+    throw new StepError(`${uri} is a format ${value.format} manifest; this vibes-hooks computes format ${MANIFEST_FORMAT} fingerprints, which cannot be compared with it`,
+      "take a new backup with this version of vibes-hooks (or run the version that wrote the manifest)");
   }
   return value as Manifest;
 }

@@ -15,7 +15,7 @@ import { parseFlags } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
-import { captureState, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
+import { captureState, MANIFEST_FORMAT, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
 import { assertToolCanHandle, pgTool } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
@@ -70,6 +70,9 @@ export async function createBackup(
     await assertToolCanHandle(pgRestore, env, client);
 
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
+    // parallel workers for the fingerprints would take CPU from it and finish no sooner overall.
+    await client.query("SET LOCAL max_parallel_workers_per_gather = 0");
     const snapshot = (await client.query("SELECT pg_export_snapshot() AS s")).rows[0].s as string;
     await tableOids(client, tables); // fail on a missing table before anything is written
     const revision = await currentRevision(client);
@@ -83,7 +86,7 @@ export async function createBackup(
     await client.query("COMMIT");
 
     const manifest: Manifest = {
-      format: 1,
+      format: MANIFEST_FORMAT,
       createdAt: createdAt.toISOString(),
       revision,
       dump: { uri: dumped.uri, sha256: dumped.sha256, bytes: dumped.bytes },

@@ -13,7 +13,7 @@ import { captureState, compareState, loadManifest, type Check, type Manifest } f
 import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { alembicSource, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { currentRevision } from "../lib/revision";
+import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
 import { restoreBackup } from "./restore";
 import { validateAgainstManifest } from "./validate";
@@ -162,8 +162,17 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       const revisionBefore = await currentRevision(client);
       log(`database revision ${revisionBefore ?? "none"}, target ${to}`);
       if (revisionBefore === to) {
+        // The record is written only after validation passed: without it, and with a backup from
+        // before the target, an earlier run was cut short between the change and its validation.
+        const recorded = await recordedMigrationFiles(client, to);
+        if (recorded === null && manifest.revision !== to) return validateInterrupted(client);
+        if (recorded !== filesSha) {
+          log(`warning: the database reached ${to} with ${recorded ? `migration files ${recorded}` : "unrecorded migration files"}, not these (${filesSha}); ` +
+            "an applied revision was edited or the database was migrated by other means: change the schema with a new revision, never by editing an applied one");
+        }
         log("already at the target revision: nothing to do");
-        return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
+        // The files that actually brought the database here, for the promotion gate.
+        return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, filesSha256: recorded };
       }
       if (revisionBefore !== null && !history.parents.has(revisionBefore)) {
         throw new StepError(`the database is at ${revisionBefore}, which is not in ${source.dir}`,
@@ -190,8 +199,27 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
             details: { revisionBefore, revisionAfter, changed: revisionAfter !== revisionBefore, rolledBack: false, restoredFromBackup: false },
           });
       }
+      await recordMigrationFiles(client, to, filesSha, log);
       log(`at ${revisionAfter}`);
       return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
+    }
+
+    // At the target already, but this deployment's backup is from before it: an earlier run was
+    // interrupted after the change committed and before its validation. Validate now, and roll
+    // back exactly as that run would have.
+    async function validateInterrupted(client: Client): Promise<Record<string, unknown>> {
+      log(`the database is at ${to} but the backup is from ${manifest.revision ?? "no revision"}: an interrupted run migrated it; validating now`);
+      const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
+      const failedChecks = failedOf(checks);
+      if (failedChecks.length > 0) {
+        return rollBack(client, manifest.revision, `validation failed after the interrupted migration: ${summarize(failedChecks)}`, failedChecks);
+      }
+      await recordMigrationFiles(client, to, filesSha, log);
+      log(`at ${to}; ${checks.length} checks passed`);
+      return {
+        revisionBefore: manifest.revision, revisionAfter: to, changed: false, resumedAfterInterruption: true,
+        rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha,
+      };
     }
 
     async function migrateUp(client: Client, revisionBefore: string | null): Promise<Record<string, unknown>> {
@@ -220,6 +248,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
         failedChecks = failedOf(checks);
         if (failedChecks.length === 0) {
+          await recordMigrationFiles(client, to, filesSha, log);
           log(`at ${to}; ${checks.length} checks passed`);
           return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha };
         }

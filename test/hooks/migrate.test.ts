@@ -66,6 +66,51 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("records the files that migrated the database; a later run with edited files still reports those", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    const planned = migrationFilesSha256(join(APP_DIR, "migrations", "versions"));
+    const up = await migrate(TARGET);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.json.filesSha256, planned);
+    const comment = await pg.query(db.name, "SELECT obj_description('alembic_version'::regclass, 'pg_class') AS c");
+    assert.equal(comment[0].c, `vibes-hooks: at ${TARGET} with migration files sha256 ${planned}`);
+
+    // An applied revision edited afterwards: nothing runs, and the result names the files that ran,
+    // so prod's promotion gate cannot take the edit for something test validated.
+    const edited = appCopy();
+    const file = join(edited, "migrations", "versions", `${TARGET}.py`);
+    writeFileSync(file, `${readFileSync(file, "utf8")}\n# edited after it was applied\n`);
+    const editedSha = migrationFilesSha256(join(edited, "migrations", "versions"));
+    const again = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--files-sha256", editedSha],
+      { ...env, VIBES_APP_DIR: edited });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.json.changed, false);
+    assert.equal(again.json.filesSha256, planned);
+    assert.match(again.stderr, /reached 001_uuid_schema_migration with migration files [0-9a-f]{64}, not these/);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("validates a migration an interrupted run left unvalidated, and rolls it back when data was lost", async () => {
+    // Good: the change committed, then the deployer died before validating.
+    const good = await prepared();
+    await pg.runApp(good.env, ["-m", "alembic", "upgrade", TARGET], "alembic upgrade");
+    const resumed = await good.migrate(TARGET);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(resumed.json.resumedAfterInterruption, true);
+    assert.match(resumed.stderr, /an interrupted run migrated it; validating now/);
+    await pg.dropDatabase(good.db.name);
+
+    // Bad: the interrupted run's revision lost rows; the next run must not call it a success.
+    const appDir = faultyApp("drop_rows");
+    const bad = await prepared(appDir);
+    await pg.runApp(bad.env, ["-m", "alembic", "upgrade", TARGET], "alembic upgrade", appDir);
+    const res = await bad.migrate(TARGET);
+    assertFailed(res, "migrate", /validation failed after the interrupted migration: .*the database is back at 0000_initial/);
+    assert.equal(await revisionOf(bad.db.name), BEFORE);
+    assert.deepEqual(await dataDifferences(bad.db.name, bad.manifestUri, bad.env), []);
+    await pg.dropDatabase(bad.db.name);
+  });
+
   it("refuses changed migration files before touching anything", async () => {
     const { db, env, manifestUri } = await prepared();
     const res = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--files-sha256", "0".repeat(64)], env);

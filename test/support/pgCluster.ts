@@ -163,11 +163,12 @@ export class PgCluster {
     return db.name;
   }
 
-  /** Runs the app's Python with the database in DATABASE_URL and the password in a PGPASSFILE. */
-  async runApp(env: NodeJS.ProcessEnv, args: string[], label: string): Promise<void> {
+  /** Runs the app's Python (in `appDir`, default app/) with the database in DATABASE_URL and the
+   * password in a PGPASSFILE. */
+  async runApp(env: NodeJS.ProcessEnv, args: string[], label: string, appDir = APP_DIR): Promise<void> {
     const settings = connectionFromEnv(env);
     await withPassfile(settings, async (childEnv) => {
-      const res = await runChild(APP_PYTHON, args, { env: childEnv, cwd: APP_DIR, label, timeoutMs: 300_000 });
+      const res = await runChild(APP_PYTHON, args, { env: childEnv, cwd: appDir, label, timeoutMs: 300_000 });
       assertSucceeded(res, label, "see the app's output");
     }, env);
   }
