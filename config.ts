@@ -4,7 +4,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { SSL_MODES } from "./hooks/lib/connection";
 import { plannedMigrationFilesSha256 } from "./hooks/lib/migrationFiles";
+import { pgDurationMs } from "./hooks/lib/text";
 import { loadSafetyConfig, SafetyConfig } from "./safety/config";
 
 export const PROJECT = "vibes-db-deploy";
@@ -90,9 +92,7 @@ export interface DeployConfig {
 
 const REVISION = /^[A-Za-z0-9_]+$/;
 const TABLE = /^[a-z_][a-z0-9_]*$/;
-const PG_DURATION = /^([0-9]+)(us|ms|s|min|h|d)?$/;
 const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
-const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /** Reads the stack's configuration from Pulumi (program entry point). */
 export function readConfig(): DeployConfig {
@@ -248,8 +248,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const downCommand = raw("downCommand");
   const duration = (key: string, example: string) => {
     const v = str(key, example);
-    const m = PG_DURATION.exec(v);
-    if (v && (!m || Number(m[1]) <= 0)) bad(key, `must be a positive PostgreSQL duration like ${example} (got ${JSON.stringify(v)})`, setCmd(key, example));
+    if (v && pgDurationMs(v) === undefined) bad(key, `must be a positive PostgreSQL duration like ${example} (got ${JSON.stringify(v)})`, setCmd(key, example));
     return v;
   };
   const lockTimeout = duration("lockTimeout", "5s");

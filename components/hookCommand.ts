@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { DeployConfig } from "../config";
 import { notifyEnvironment } from "../safety/config";
+import { shellWord } from "../hooks/lib/text";
 
 /** Relative on purpose: the engine runs commands in the project folder, and an absolute
  * path (or `dir`) would differ per machine and re-run every command. */
@@ -148,9 +149,4 @@ export function parseHookResult<T>(step: string, stdout: string): T & HookResult
     throw new Error(`vibes-hooks ${step}: result is not {"ok": true, "step": "${step}", ...}`);
   }
   return parsed as T & HookResult;
-}
-
-/** Single-quotes a word for /bin/sh unless it is plainly safe (`{rev}` alone is not brace-expanded). */
-export function shellWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:./{}-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

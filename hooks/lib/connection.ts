@@ -20,7 +20,7 @@ export interface ConnectOptions {
 }
 
 const URL_FIX = "set DATABASE_URL to postgresql://USER@HOST:PORT/DB (password in VIBES_DB_PASSWORD)";
-const SSLMODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /**
  * Connection settings from DATABASE_URL, else from PGHOST/PGPORT/PGUSER/PGDATABASE.
@@ -70,8 +70,8 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
       sslmode: env.PGSSLMODE || undefined,
     };
   }
-  if (settings.sslmode && !SSLMODES.includes(settings.sslmode)) {
-    throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSLMODES.join(", ")}`, URL_FIX);
+  if (settings.sslmode && !SSL_MODES.includes(settings.sslmode)) {
+    throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSL_MODES.join(", ")}`, URL_FIX);
   }
   return settings;
 }

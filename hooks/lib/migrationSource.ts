@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { StepError } from "./errors";
 import { pgTool } from "./pgTools";
 import { runChild, runShell, stderrSummary, type RunResult } from "./run";
+import { shellWord } from "./text";
 
 export interface History {
   heads: string[];
@@ -31,7 +32,6 @@ export interface MigrationSource {
   run(direction: "up" | "down", from: string | null, to: string, ctx: RunContext): Promise<RunResult>;
 }
 
-const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 // Read through alembic's own script API: the same graph `alembic heads` / `alembic history` print.
 const HISTORY_PY = `
@@ -46,8 +46,8 @@ print(json.dumps({"heads": list(s.get_heads()),
 /** The app's alembic revisions; `up`/`down` are shell command templates where `{rev}` is the target. */
 export function alembicSource(opts: { python: string; appDir: string; versionsDir: string; up?: string; down?: string }): MigrationSource {
   const templates = {
-    up: opts.up ?? `${shQuote(opts.python)} -m alembic upgrade {rev}`,
-    down: opts.down ?? `${shQuote(opts.python)} -m alembic downgrade {rev}`,
+    up: opts.up ?? `${shellWord(opts.python)} -m alembic upgrade {rev}`,
+    down: opts.down ?? `${shellWord(opts.python)} -m alembic downgrade {rev}`,
   };
   return {
     name: "alembic",

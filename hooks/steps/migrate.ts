@@ -15,6 +15,7 @@ import { alembicSource, sqlSource, type History, type MigrationSource } from "..
 import { progress } from "../lib/progress";
 import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
+import { pgDurationMs } from "../lib/text";
 import { restoreBackup } from "./restore";
 import { validateAgainstManifest } from "./validate";
 
@@ -23,15 +24,12 @@ import { validateAgainstManifest } from "./validate";
 export const MIGRATE_LOCK_KEY = 0x76696265_73686bn;
 
 const REVISION_RE = /^[A-Za-z0-9_.-]+$/;
-const DURATION_RE = /^(\d+)\s*(us|ms|s|min|h|d)?$/;
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** A PostgreSQL duration setting, checked (it also goes into PGOPTIONS) and in milliseconds. */
 function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
   const text = (env[name] || fallback).trim();
-  const m = DURATION_RE.exec(text);
-  if (!m) throw new StepError(`${name} "${text}" is not a PostgreSQL duration`, `set ${name} to a value such as 5s, 500ms or 30min`);
-  return { text: text.replace(/\s+/g, ""), ms: Number(m[1]) * UNIT_MS[m[2] ?? "ms"] };
+  const ms = pgDurationMs(text);
+  if (ms === undefined) throw new StepError(`${name} "${text}" is not a positive PostgreSQL duration`, `set ${name} to a value such as 5s, 500ms or 30min`);
+  return { text, ms };
 }
 
 function isAncestor(history: History, ancestor: string, of: string): boolean {

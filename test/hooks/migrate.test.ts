@@ -209,7 +209,10 @@ describe("migrate", function () {
   it("rejects bad settings before connecting, naming the setting", async () => {
     const { db, env, manifestUri } = await prepared();
     const bad = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri], { ...env, VIBES_LOCK_TIMEOUT: "five seconds" });
-    assertFailed(bad, "migrate", /VIBES_LOCK_TIMEOUT "five seconds" is not a PostgreSQL duration/);
+    assertFailed(bad, "migrate", /VIBES_LOCK_TIMEOUT "five seconds" is not a positive PostgreSQL duration/);
+    // 0 would turn the lock timeout off: an ALTER waiting for its lock would block every reader.
+    const off = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri], { ...env, VIBES_LOCK_TIMEOUT: "0" });
+    assertFailed(off, "migrate", /VIBES_LOCK_TIMEOUT "0" is not a positive PostgreSQL duration/);
     const injection = await runHooks("migrate", ["--to", "001; rm -rf /", "--manifest", manifestUri], env);
     assert.equal(injection.code, 2);
     assert.match(injection.json.error, /is not an alembic revision id/);

@@ -1,0 +1,18 @@
+// Small text rules shared by the program (config.ts, components/) and the hooks, so that both
+// sides accept and produce exactly the same forms.
+
+/** Quotes a word for /bin/sh unless it is plainly safe (`{rev}` alone is not brace-expanded). */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:./{}-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+const DURATION = /^(\d+)(us|ms|s|min|h|d)?$/;
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A positive PostgreSQL duration setting such as `5s` or `30min` (a bare number is ms), in
+ * milliseconds; undefined when malformed or zero (0 would turn lock_timeout off). */
+export function pgDurationMs(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  const ms = m ? Number(m[1]) * UNIT_MS[m[2] ?? "ms"] : 0;
+  return ms > 0 ? ms : undefined;
+}
