@@ -17,7 +17,7 @@ import { PostDeployChecks } from "./components/PostDeployChecks";
 import { Monitoring } from "./components/Monitoring";
 import { DeploymentGates } from "./components/DeploymentGates";
 import { DatabaseMonitoring } from "./components/DatabaseMonitoring";
-import { hookCommand } from "./components/hookCommand";
+import { hookCommand } from "./hookCommand";
 
 export = async () => {
   const config = readConfig();

@@ -3,7 +3,7 @@
 // that polls until the app is healthy or the timeout passes.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface AppReleaseArgs {
   config: DeployConfig;

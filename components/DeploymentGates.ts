@@ -8,7 +8,7 @@
 // registered. Give every mutating stage `dependsOn: [gates]` (or a stage that has it).
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 import { SafetyConfig } from "../safety/config";
 import { checkWindow, describeWindow } from "../safety/maintenanceWindow";
 import { describeOverride } from "../safety/override";

@@ -3,7 +3,7 @@
 // into a scratch database (`pg_restore --list` alone passes truncated and corrupted dumps).
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface LogicalBackupArgs {
   config: DeployConfig;

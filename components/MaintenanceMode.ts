@@ -2,7 +2,7 @@
 // the backup, so that the manifest's counts and fingerprints still hold when the migration runs.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface MaintenanceModeArgs {
   config: DeployConfig;

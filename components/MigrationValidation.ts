@@ -3,7 +3,7 @@
 // the verified backup's manifest, nothing is orphaned or NULL.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface MigrationValidationArgs {
   config: DeployConfig;

@@ -2,7 +2,7 @@
 // (EXPLAIN of the guide's lookups uses the indexes). Both run while maintenance mode is still on.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface PostDeployChecksArgs {
   config: DeployConfig;

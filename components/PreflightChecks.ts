@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface PreflightChecksArgs {
   config: DeployConfig;

@@ -5,7 +5,7 @@
 // first, so a re-run after an interrupted `pulumi up` does the right thing.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "./hookCommand";
+import { hookCommand } from "../hookCommand";
 
 export interface SchemaMigrationArgs {
   config: DeployConfig;

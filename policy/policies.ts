@@ -152,7 +152,7 @@ function commandText(r: PolicyResource): string | undefined {
 }
 
 /** A hook step's Command: by its `create` (`vibes-hooks <step>`) or, when that is unknown at
- * preview, by the name components/hookCommand.ts callers give it (`<component>-<step>`). */
+ * preview, by the name hookCommand.ts callers give it (`<component>-<step>`). */
 export function isHookStep(r: PolicyResource, step: string): boolean {
   if (r.type !== T.command) return false;
   const text = commandText(r);

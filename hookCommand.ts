@@ -3,9 +3,9 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
-import { DeployConfig } from "../config";
-import { notifyEnvironment } from "../safety/config";
-import { shellWord } from "../hooks/lib/text";
+import { DeployConfig } from "./config";
+import { notifyEnvironment } from "./safety/config";
+import { shellWord } from "./hooks/lib/text";
 
 /** Relative on purpose: the engine runs commands in the project folder, and an absolute
  * path (or `dir`) would differ per machine and re-run every command. */
