@@ -20,20 +20,22 @@ import { DatabaseMonitoring } from "./components/DatabaseMonitoring";
 import { hookCommand } from "./hookCommand";
 
 export = async () => {
-  const config = readConfig();
-  if (pulumi.runtime.isDryRun() && config.planSummary) await logPlanSummary(config);
+  const stackConfig = readConfig();
+  if (pulumi.runtime.isDryRun() && stackConfig.planSummary) await logPlanSummary(stackConfig);
 
   // Monitoring and Alerting, AWS side, first: its topic also carries the deployment notices
   // that every step (and any step's failure) sends.
-  const monitoring = config.safety.monitoring && config.rds
+  const monitoring = stackConfig.safety.monitoring && stackConfig.rds
     ? new Monitoring("monitoring", {
-      stack: config.stack,
-      target: config.rds,
-      thresholds: config.safety.monitoring.thresholds,
-      alarmEmails: config.safety.monitoring.alarmEmails,
+      stack: stackConfig.stack,
+      target: stackConfig.rds,
+      thresholds: stackConfig.safety.monitoring.thresholds,
+      alarmEmails: stackConfig.safety.monitoring.alarmEmails,
     })
     : undefined;
-  if (monitoring) config.safety.notifyTopicArn = monitoring.alarmTopicArn;
+  const config = monitoring
+    ? { ...stackConfig, safety: { ...stackConfig.safety, notifyTopicArn: monitoring.alarmTopicArn } }
+    : stackConfig;
 
   // Pre-Deployment Preparation: validation, the promotion and window gates, then where backups go.
   const preflight = new PreflightChecks("preflight", { config });

@@ -23,7 +23,7 @@ export interface SafetyConfig {
   maintenanceWindowOverride?: GateOverride;
   /** Chat/HTTP receiver of deployment notifications (besides the alarm topic); a secret. */
   notifyWebhookUrl?: pulumi.Output<string>;
-  /** Not config: index.ts sets it to Monitoring.alarmTopicArn before building the stages. */
+  /** Not from the stack's config: index.ts derives a config with Monitoring's topic in it. */
   notifyTopicArn?: pulumi.Input<string>;
   monitoring?: {
     alarmEmails: string[];
