@@ -174,6 +174,14 @@ describe("program", function () {
       assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
     });
 
+    it("every step of an AWS stack reports to the alarm topic; dev has none", () => {
+      for (const r of ofType(runs.prod, COMMAND)) {
+        assert.equal(env(r).VIBES_NOTIFY_TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:vibes-prod-alarms", r.name);
+        assert.equal(env(r).VIBES_STACK, "prod", r.name);
+      }
+      for (const r of ofType(runs.dev, COMMAND)) assert.equal(env(r).VIBES_NOTIFY_TOPIC_ARN, undefined, r.name);
+    });
+
     it("gives each step its settings through the environment", () => {
       const run = runs.test;
       const backup = env(byName(run, "backup-dump"));
