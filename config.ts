@@ -30,6 +30,8 @@ export interface DeployConfig {
     /** postgresql://user@host:port/db[?sslmode=..], never with a password in it. */
     url: string;
     password: pulumi.Output<string>;
+    /** CA bundle for verify-ca / verify-full (PGSSLROOTCERT for the hooks). */
+    sslRootCert?: string;
   };
   adminToken: pulumi.Output<string>;
   tables: string[];
@@ -193,6 +195,10 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   // --- database and secrets
   const databaseUrl = str("databaseUrl", "postgresql://user@host:5432/db");
   if (databaseUrl) checkDatabaseUrl(databaseUrl, (problem, fix) => bad("databaseUrl", problem, fix));
+  const sslRootCert = raw("databaseSslRootCert");
+  if (sslRootCert !== undefined && !fs.existsSync(sslRootCert)) {
+    bad("databaseSslRootCert", `${sslRootCert} does not exist`, setCmd("databaseSslRootCert", "/etc/ssl/rds/global-bundle.pem") + " (download AWS's RDS CA bundle there)");
+  }
   const password = secret("databasePassword", "databasePasswordFile");
   const adminToken = secret("adminToken", "adminTokenFile");
 
@@ -339,7 +345,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   }
   return {
     stack,
-    database: { url: databaseUrl, password },
+    database: { url: databaseUrl, password, sslRootCert },
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },

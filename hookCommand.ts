@@ -87,6 +87,7 @@ export function hookEnvironment(
   };
   if (groups.includes("database")) {
     env.DATABASE_URL = config.database.url;
+    env.PGSSLROOTCERT = config.database.sslRootCert;
     env.VIBES_TABLES = config.tables.join(",");
   }
   if (groups.includes("app")) env.VIBES_APP_URL = config.app.url;

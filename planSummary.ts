@@ -1,24 +1,20 @@
 // During `pulumi preview`, read (never write) the database and log what `pulumi up` would do:
 // current revision -> target, rows, size, backup destination. Unreachable: warn and go on.
 import * as pulumi from "@pulumi/pulumi";
-import { Client } from "pg";
+import type { Client } from "pg";
 import { DeployConfig } from "./config";
+import { connect, connectionFromEnv } from "./hooks/lib/connection";
 import { formatBytes } from "./hooks/lib/progress";
 
 const CONNECT_TIMEOUT_MS = 5000;
 
 export async function logPlanSummary(config: DeployConfig): Promise<void> {
   const password = await new Promise<string>((resolve) => config.database.password.apply((p) => resolve(p)));
-  const client = new Client({
-    connectionString: config.database.url,
-    password,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    statement_timeout: CONNECT_TIMEOUT_MS,
-    application_name: "vibes-db-deploy preview",
-  });
-  client.on("error", () => undefined); // a dropped connection is reported by the query that needed it
+  let client: Client | undefined;
   try {
-    await client.connect();
+    // The hooks' own connection code: the same sslmode and CA handling as at `pulumi up`.
+    const settings = connectionFromEnv({ DATABASE_URL: config.database.url, VIBES_DB_PASSWORD: password, PGSSLROOTCERT: config.database.sslRootCert });
+    client = await connect(settings, { connectTimeoutMs: CONNECT_TIMEOUT_MS, statementTimeout: CONNECT_TIMEOUT_MS, applicationName: "vibes-db-deploy preview" });
     await client.query("BEGIN TRANSACTION READ ONLY");
     const hasVersionTable = await client.query<{ present: boolean }>("SELECT to_regclass('alembic_version') IS NOT NULL AS present");
     const revision = hasVersionTable.rows[0].present
@@ -46,7 +42,7 @@ export async function logPlanSummary(config: DeployConfig): Promise<void> {
   } catch (err) {
     pulumi.log.warn(`plan summary skipped: cannot read the database (${(err as Error).message}); preview goes on`);
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Client, type ClientConfig } from "pg";
 import { StepError } from "./errors";
 
@@ -9,6 +10,9 @@ export interface ConnectionSettings {
   /** Secret: never log it, never pass it in process arguments (see childEnv.ts). */
   password?: string;
   sslmode?: string;
+  /** CA bundle for verify-ca / verify-full (PGSSLROOTCERT, e.g. AWS's RDS bundle); libpq
+   * children read the same variable. Without it Node's default CAs are used. */
+  sslRootCert?: string;
 }
 
 export interface ConnectOptions {
@@ -70,6 +74,7 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
       sslmode: env.PGSSLMODE || undefined,
     };
   }
+  if (env.PGSSLROOTCERT) settings.sslRootCert = env.PGSSLROOTCERT;
   if (settings.sslmode && !SSL_MODES.includes(settings.sslmode)) {
     throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSL_MODES.join(", ")}`, URL_FIX);
   }
@@ -98,11 +103,22 @@ export function urlWithoutPassword(s: ConnectionSettings): string {
   return `postgresql://${encodeURIComponent(s.user)}@${hostPart}/${encodeURIComponent(s.database)}${query ? `?${query}` : ""}`;
 }
 
-function sslConfig(mode: string | undefined): ClientConfig["ssl"] {
+/** libpq's sslmode as node-postgres TLS options. */
+function sslConfig(settings: ConnectionSettings): ClientConfig["ssl"] {
+  const mode = settings.sslmode;
   // node-postgres cannot fall back from TLS to plain, so allow/prefer connect without TLS.
   if (!mode || mode === "disable" || mode === "allow" || mode === "prefer") return false;
   if (mode === "require") return { rejectUnauthorized: false };
-  return { rejectUnauthorized: true };
+  let ca: string | undefined;
+  if (settings.sslRootCert) {
+    try {
+      ca = readFileSync(settings.sslRootCert, "utf8");
+    } catch {
+      throw new StepError(`PGSSLROOTCERT ${settings.sslRootCert} cannot be read`, "set config databaseSslRootCert to the CA bundle's path (e.g. AWS's RDS global bundle)");
+    }
+  }
+  // verify-ca checks the chain only, as libpq does; verify-full also the host name.
+  return { rejectUnauthorized: true, ca, ...(mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}) };
 }
 
 /**
@@ -116,7 +132,7 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
     database: settings.database,
     user: settings.user,
     password: settings.password,
-    ssl: sslConfig(settings.sslmode),
+    ssl: sslConfig(settings),
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? "vibes-hooks",
   });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
+import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
 import { withPassfile } from "../../hooks/lib/childEnv";
 import { redact, secretsIn } from "../../hooks/lib/redact";
 import { StepError } from "../../hooks/lib/errors";
@@ -45,6 +45,12 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
       throw new Error("boom");
     }, base), /boom/);
     assert.ok(seen && !existsSync(seen), "passfile removed after a failure");
+  });
+
+  it("names the CA bundle setting when PGSSLROOTCERT cannot be read (verify-full)", async () => {
+    const settings = connectionFromEnv({ DATABASE_URL: "postgresql://u@127.0.0.1:1/d?sslmode=verify-full", PGSSLROOTCERT: "/nonexistent/ca.pem" });
+    assert.equal(settings.sslRootCert, "/nonexistent/ca.pem");
+    await assert.rejects(connect(settings, { connectTimeoutMs: 1000 }), /PGSSLROOTCERT \/nonexistent\/ca.pem cannot be read.*|databaseSslRootCert/);
   });
 
   it("redacts every secret form from text", () => {

@@ -111,6 +111,7 @@ describe("config", () => {
     ["test", "revisionIdTypes", { revisionIdTypes: '["0000_initial=int"]' }, /not revision=integer or revision=uuid/],
     ["test", "revisionIdTypes", { revisionIdTypes: "[]" }, /non-empty list/],
     ["test", "targetRevision", { targetRevision: "002_unknown" }, /not one of revisionIdTypes/],
+    ["test", "databaseSslRootCert", { databaseSslRootCert: "/nonexistent/rds-bundle.pem" }, /does not exist/],
     ["test", "tables", { tables: "[]" }, /non-empty list/],
     ["test", "tables", { tables: '["users; drop"]' }, /non-empty list/],
     ["test", "appUrl", { appUrl: "localhost:8000" }, /http\(s\) URL/],

@@ -1,9 +1,12 @@
 // The program under mocks, per real stack file: what each stack holds, the graph's edges as the
 // engine receives them, re-run inputs, secrets, and the stack outputs' contract.
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { getCluster } from "../support/pgCluster";
 import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS, testStackOutputs } from "./harness";
 
 const COMMAND = "command:local:Command";
@@ -398,6 +401,30 @@ describe("program", function () {
     it("plans the whole graph without running anything", async () => {
       const preview = await runProgram("prod", { preview: true });
       assert.equal(preview.registrations.length, runs.prod.registrations.length);
+    });
+
+    it("logs the plan summary from the database, reading only", async () => {
+      const pg = await getCluster();
+      const db = await pg.createVibesDatabase({ users: 5, journalsPerUser: 2, tags: 3 });
+      const passwordFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vibes-plan-")), "pw");
+      fs.writeFileSync(passwordFile, pg.password, { mode: 0o600 });
+      const infos: string[] = [];
+      const original = console.log;
+      console.log = (msg: string) => infos.push(msg);
+      try {
+        await runProgram("dev", { preview: true, overrides: { planSummary: "true", databaseUrl: db.env.DATABASE_URL, databasePasswordFile: passwordFile } });
+      } finally {
+        console.log = original;
+        fs.rmSync(path.dirname(passwordFile), { recursive: true, force: true });
+      }
+      const plan = infos.join("\n");
+      assert.match(plan, /plan: schema revision 0000_initial -> 001_uuid_schema_migration/);
+      assert.match(plan, /plan: rows \(estimates\) journal_tags ~\d+, journals ~10, tags ~3, users ~5; database size \d/);
+      assert.match(plan, /plan: backup to \.dev\/backups\/ \(local\)/);
+      assert.ok(!plan.includes(pg.password));
+      const revision = await pg.query(db.name, "SELECT version_num FROM alembic_version");
+      assert.equal(revision[0].version_num, "0000_initial");
+      await pg.dropDatabase(db.name);
     });
 
     it("warns and goes on when the plan summary cannot reach the database", async () => {
