@@ -13,6 +13,7 @@ import { loadManifest, manifestUriFor, type Manifest } from "./manifest";
 import { pgTool } from "./pgTools";
 import { formatBytes } from "./progress";
 import { assertSucceeded, runChild } from "./run";
+import { pgDurationMs } from "./text";
 import { openReader } from "./storage";
 
 export interface VerifiedDump {
@@ -87,11 +88,15 @@ export async function pgRestoreInto(
   next: string,
 ): Promise<void> {
   const tool = pgTool("pg_restore", env);
+  // A hung restore must not hold the migration lock (the automatic rollback restores) forever.
+  const limit = env.VIBES_RESTORE_TIMEOUT || "6h";
+  const timeoutMs = pgDurationMs(limit);
+  if (timeoutMs === undefined) throw new StepError(`VIBES_RESTORE_TIMEOUT "${limit}" is not a positive PostgreSQL duration`, "set it to e.g. 6h");
   await withPassfile(settings, async (childEnv) => {
     // Bounded lock waits: a restore queued behind a reader would block everyone behind it.
     childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${env.VIBES_LOCK_TIMEOUT || "60s"}`.trim();
     const res = await runChild(tool, ["--exit-on-error", "--no-password", `--dbname=${settings.database}`, ...extraArgs, path],
-      { env: childEnv, label: "pg_restore" });
+      { env: childEnv, label: "pg_restore", timeoutMs });
     assertSucceeded(res, `pg_restore into ${settings.database}`, next);
   }, env);
 }

@@ -118,6 +118,13 @@ describe("vibes-hooks verify-restore and restore", function () {
       const empty = await pg.createDatabase();
       try {
         const emptyEnv = { ...empty.env };
+        // A restore that runs past VIBES_RESTORE_TIMEOUT is stopped, not waited for.
+        const slow = await runHooks("restore", ["--uri", backup.uri], { ...emptyEnv, VIBES_RESTORE_TIMEOUT: "1ms" });
+        assertFailed(slow, "restore", /pg_restore into .* timed out and was stopped/);
+        const badLimit = await runHooks("restore", ["--uri", backup.uri], { ...emptyEnv, VIBES_RESTORE_TIMEOUT: "soon" });
+        assertFailed(badLimit, "restore", /VIBES_RESTORE_TIMEOUT "soon" is not a positive PostgreSQL duration/);
+        await pg.dropDatabase(empty.name);
+        Object.assign(empty, await pg.createDatabase(empty.name));
         const bad = await runHooks("restore", ["--uri", copyBackup({ dump: (b) => b.subarray(0, b.length - 100) })], emptyEnv);
         assertFailed(bad, "restore", /checksum mismatch/);
         const res = await runHooks("restore", ["--uri", backup.uri], emptyEnv);
