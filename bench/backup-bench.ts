@@ -1,16 +1,18 @@
 /**
  * Backup and validation benchmark (prints figures; never a test).
  *
- *   node -r ts-node/register/transpile-only bench/backup-bench.ts [--sizes 1e4,1e5,1e6] [--runs 2]
+ *   node -r ts-node/register/transpile-only bench/backup-bench.ts [--sizes 1e4,1e5,1e6] [--runs 3]
  *
- * Per size (journals; users = journals/10): the backup hook's time against a bare
- * `pg_dump -Fc > /dev/null` of the same database (ratio), captureState's time against rows, and
- * the peak RSS (VmHWM) of the hook processes. Targets: backup <= 1.15x bare pg_dump; validation
- * time linear in rows; hook memory flat as the database grows.
+ * Per size (journals; users = journals/10): the backup hook's wall time against a bare
+ * `pg_dump -Fc > /dev/null` of the same database (ratio, PASS/MISS against the target), the
+ * fingerprint pass alone (captureState, in-process) against rows, and the peak RSS (VmHWM) of the
+ * hook processes. Targets: backup <= 1.15x bare pg_dump; validation time linear in rows; hook
+ * memory flat as the database grows. Figures are medians; bare and backup runs alternate so that
+ * load from other processes hits both alike.
  */
 import { spawn } from "node:child_process";
 import { openSync, closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { withPassfile } from "../hooks/lib/childEnv";
@@ -19,9 +21,11 @@ import { captureState } from "../hooks/lib/manifest";
 import { HOOKS_BIN, REPO_ROOT } from "../test/support/hooks";
 import { getCluster, PG_BIN } from "../test/support/pgCluster";
 
-const { values } = parseArgs({ options: { sizes: { type: "string", default: "1e4,1e5" }, runs: { type: "string", default: "2" } } });
+const { values } = parseArgs({ options: { sizes: { type: "string", default: "1e4,1e5" }, runs: { type: "string", default: "3" } } });
 const sizes = values.sizes.split(",").map(Number);
 const runs = Number(values.runs);
+/** Issue 3: the backup step's wall time may be at most this multiple of a bare pg_dump's. */
+const TARGET_RATIO = 1.15;
 
 /** Runs a program; returns wall time and the peak RSS of that process (polled VmHWM). */
 function timed(file: string, args: string[], env: NodeJS.ProcessEnv, stdoutFd?: number): Promise<{ ms: number; peakKiB: number; out: string }> {
@@ -51,19 +55,24 @@ function timed(file: string, args: string[], env: NodeJS.ProcessEnv, stdoutFd?: 
   });
 }
 
-const best = async <T extends { ms: number }>(f: () => Promise<T>): Promise<T> => {
-  let min: T | undefined;
+/** The run with the median time (the upper one of an even count). */
+function median<T extends { ms: number }>(results: T[]): T {
+  return [...results].sort((a, b) => a.ms - b.ms)[Math.floor(results.length / 2)];
+}
+
+/** Runs each of `fs` `runs` times, interleaved; the median result of each. */
+async function medians<T extends { ms: number }>(...fs: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[][] = fs.map(() => []);
   for (let i = 0; i < runs; i++) {
-    const r = await f();
-    if (!min || r.ms < min.ms) min = r;
+    for (const [j, f] of fs.entries()) results[j].push(await f());
   }
-  return min!;
-};
+  return results.map(median);
+}
 
 async function main(): Promise<void> {
   const pg = await getCluster();
   const rows: string[] = [];
-  console.log(`sizes ${sizes.join(", ")} journals; best of ${runs} runs; ${process.env.VIBES_BENCH_NOTE ?? ""}`);
+  console.log(`sizes ${sizes.join(", ")} journals; median of ${runs} runs; target backup <= ${TARGET_RATIO}x pg_dump; ${process.env.VIBES_BENCH_NOTE ?? ""}`);
   for (const journals of sizes) {
     const t0 = Date.now();
     const db = await pg.createVibesDatabase({ users: Math.max(1, Math.round(journals / 10)), journalsPerUser: 10, tags: 50, seed: 1 });
@@ -71,46 +80,49 @@ async function main(): Promise<void> {
     const settings = connectionFromEnv(db.env);
     const dir = mkdtempSync(join(tmpdir(), "vibes-bench-"));
     try {
-      const bare = await withPassfile(settings, (childEnv) => best(async () => {
+      const env = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, VIBES_PG_BIN: PG_BIN };
+      const [bare, hook] = await withPassfile(settings, (childEnv) => medians(async () => {
         const fd = openSync("/dev/null", "w");
         try {
           return await timed(join(PG_BIN, "pg_dump"), ["-Fc"], childEnv, fd);
         } finally {
           closeSync(fd);
         }
-      }), db.env);
-      const env = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, VIBES_PG_BIN: PG_BIN };
-      const hook = await best(() => timed(HOOKS_BIN, ["backup", "--label", "bench"], env));
+      }, () => timed(HOOKS_BIN, ["backup", "--label", "bench"], env)), db.env);
       const result = JSON.parse(hook.out);
       const totalRows = Object.values(result.tables as Record<string, { rows: number }>).reduce((a, t) => a + t.rows, 0);
-      const validate = await best(() => timed(HOOKS_BIN, ["validate", "data", "--manifest", result.manifestUri, "--id-type", "integer"], env));
+      const [validate] = await medians(() => timed(HOOKS_BIN, ["validate", "data", "--manifest", result.manifestUri, "--id-type", "integer"], env));
       const client = await connect(settings);
       let captureMs = 0;
       try {
-        captureMs = (await best(async () => {
+        [{ ms: captureMs }] = await medians(async () => {
           const s = process.hrtime.bigint();
           await captureState(client, ["users", "journals", "tags", "journal_tags"]);
           return { ms: Number(process.hrtime.bigint() - s) / 1e6 };
-        })).ms;
+        });
       } finally {
         await client.end();
       }
+      const ratio = hook.ms / bare.ms;
       rows.push([
         String(journals).padStart(8), String(totalRows).padStart(9), `${(result.bytes / 1048576).toFixed(1)} MiB`.padStart(10),
-        `${bare.ms.toFixed(0)} ms`.padStart(9), `${hook.ms.toFixed(0)} ms`.padStart(9), `${(hook.ms / bare.ms).toFixed(2)}x`.padStart(6),
-        `${captureMs.toFixed(0)} ms`.padStart(9), `${((captureMs * 1000) / totalRows).toFixed(2)} us`.padStart(9),
+        `${bare.ms.toFixed(0)} ms`.padStart(9), `${hook.ms.toFixed(0)} ms`.padStart(9), `${ratio.toFixed(2)}x`.padStart(6),
+        (ratio <= TARGET_RATIO ? "PASS" : "MISS").padStart(6),
+        `${captureMs.toFixed(0)} ms`.padStart(11), `${((captureMs * 1000) / totalRows).toFixed(2)} us`.padStart(9),
         `${validate.ms.toFixed(0)} ms`.padStart(10), `${(hook.peakKiB / 1024).toFixed(0)} MiB`.padStart(9),
-        `${(validate.peakKiB / 1024).toFixed(0)} MiB`.padStart(9),
+        `${(validate.peakKiB / 1024).toFixed(0)} MiB`.padStart(9), loadavg()[0].toFixed(1).padStart(5),
       ].join(" "));
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await pg.dropDatabase(db.name);
     }
   }
-  console.log(" journals      rows       dump   pg_dump    backup  ratio   capture   per row   validate  backupRSS  validRSS");
+  console.log(` journals      rows       dump   pg_dump    backup  ratio ${TARGET_RATIO}x fingerprint   per row   validate  backupRSS  validRSS  load`);
   for (const r of rows) console.log(r);
-  console.log("backup = hook wall time incl. node/ts-node start (~0.7 s), verification and manifest; capture = captureState in-process;");
-  console.log("validate = `validate data` hook wall time; RSS = peak VmHWM of the hook process.");
+  console.log("backup = hook wall time incl. node start, verification and manifest; PASS when backup <= target x pg_dump;");
+  console.log("fingerprint = captureState alone, in-process (the manifest's counts and fingerprints); validate = `validate data`");
+  console.log("hook wall time; RSS = peak VmHWM of the hook process; load = 1-min load average after the size's runs (the");
+  console.log("target assumes a core free for the fingerprints while pg_dump compresses on the other: other load shows as MISS).");
 }
 
 main().then(() => process.exit(0), (err) => {

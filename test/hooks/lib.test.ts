@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { loadManifest } from "../../hooks/lib/manifest";
 import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
 import { withPassfile } from "../../hooks/lib/childEnv";
 import { redact, secretsIn } from "../../hooks/lib/redact";
@@ -51,6 +54,19 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
     const settings = connectionFromEnv({ DATABASE_URL: "postgresql://u@127.0.0.1:1/d?sslmode=verify-full", PGSSLROOTCERT: "/nonexistent/ca.pem" });
     assert.equal(settings.sslRootCert, "/nonexistent/ca.pem");
     await assert.rejects(connect(settings, { connectTimeoutMs: 1000 }), /PGSSLROOTCERT \/nonexistent\/ca.pem cannot be read.*|databaseSslRootCert/);
+  });
+
+  it("refuses a manifest of another fingerprint format instead of reporting a data mismatch", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vibes-manifest-"));
+    try {
+      const file = join(dir, "old.manifest.json");
+      writeFileSync(file, JSON.stringify({ format: 1, tables: {}, schema: {}, dump: { sha256: "ab".repeat(32) } }));
+      await assert.rejects(loadManifest(pathToFileURL(file).href, {}), /is a format 1 manifest; this vibes-hooks computes format 2 fingerprints/);
+      writeFileSync(file, "{}");
+      await assert.rejects(loadManifest(pathToFileURL(file).href, {}), /is not a vibes backup manifest/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("redacts every secret form from text", () => {
