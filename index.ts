@@ -18,10 +18,20 @@ import { Monitoring } from "./components/Monitoring";
 import { DeploymentGates } from "./components/DeploymentGates";
 import { DatabaseMonitoring } from "./components/DatabaseMonitoring";
 import { hookCommand } from "./hookCommand";
+import { notifyEnvironment } from "./safety/config";
+import { FailureNotice } from "./safety/failureNotice";
 
 export = async () => {
   const stackConfig = readConfig();
   if (pulumi.runtime.isDryRun() && stackConfig.planSummary) await logPlanSummary(stackConfig);
+
+  // Hook steps report their own failure; a failing cloud resource reports through this error
+  // hook. Only where there is a channel to report to: dev has none, and so needs no engine with
+  // error hooks (CLI >= 3.218).
+  const hasTopic = stackConfig.safety.monitoring !== undefined && stackConfig.rds !== undefined;
+  const failureNotice = hasTopic || stackConfig.safety.notifyWebhookUrl !== undefined
+    ? new FailureNotice(stackConfig.stack, stackConfig.migration.targetRevision)
+    : undefined;
 
   // Monitoring and Alerting, AWS side, first: its topic also carries the deployment notices
   // that every step (and any step's failure) sends.
@@ -31,22 +41,25 @@ export = async () => {
       target: stackConfig.rds,
       thresholds: stackConfig.safety.monitoring.thresholds,
       alarmEmails: stackConfig.safety.monitoring.alarmEmails,
+      failureNotice: failureNotice?.hook,
     })
     : undefined;
   const config = monitoring
     ? { ...stackConfig, safety: { ...stackConfig.safety, notifyTopicArn: monitoring.alarmTopicArn } }
     : stackConfig;
+  failureNotice?.sendTo(notifyEnvironment(config.stack, config.safety));
+  const onError = failureNotice?.hook;
 
   // Pre-Deployment Preparation: validation, the promotion and window gates, then where backups go.
   const preflight = new PreflightChecks("preflight", { config });
   const gates = new DeploymentGates("gates", { config, safety: config.safety }, { dependsOn: [preflight] });
-  const vault = new BackupVault("backup-vault", { config }, { dependsOn: [gates] });
+  const vault = new BackupVault("backup-vault", { config, failureNotice: onError }, { dependsOn: [gates] });
 
   // Maintenance mode goes on before the dump, so the manifest still holds at migration time.
   const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true }, { dependsOn: [vault] });
   const backup = new LogicalBackup("backup", { config }, { dependsOn: [maintenanceOn] });
   const snapshot = config.snapshot
-    ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot, backupSha256: backup.sha256 }, { dependsOn: [backup] })
+    ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot, backupSha256: backup.sha256, failureNotice: onError }, { dependsOn: [backup] })
     : undefined;
 
   // Database Migration Procedures: only after the verified backup (and the snapshot).
@@ -68,6 +81,7 @@ export = async () => {
       tables: config.tables,
       roleName: config.safety.monitoring.roleName,
       rolePassword: config.safety.monitoring.rolePassword,
+      failureNotice: onError,
     }, { dependsOn: [maintenanceOff] })
     : undefined;
 

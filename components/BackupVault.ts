@@ -7,6 +7,9 @@ import { DeployConfig } from "../config";
 
 export interface BackupVaultArgs {
   config: DeployConfig;
+  /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
+   * stacks without a notification channel. */
+  failureNotice?: pulumi.ErrorHook;
 }
 
 export class BackupVault extends pulumi.ComponentResource {
@@ -34,8 +37,9 @@ export class BackupVault extends pulumi.ComponentResource {
 
     // What holds backups in prod is neither deleted nor replaced by a plan.
     const keep = { protect: b.protect, retainOnDelete: b.protect };
-    const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: b.bucketName, forceDestroy: false }, { ...after, ...keep });
-    const child = { parent: this };
+    const hooks = args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {};
+    const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: b.bucketName, forceDestroy: false }, { ...after, ...keep, ...hooks });
+    const child = { parent: this, ...hooks };
     new aws.s3.BucketVersioning(`${name}-versioning`, {
       bucket: bucket.id,
       versioningConfiguration: { status: "Enabled" },
@@ -72,7 +76,7 @@ export class BackupVault extends pulumi.ComponentResource {
           Condition: { Bool: { "aws:SecureTransport": "false" } },
         }],
       }),
-    }, { parent: this, dependsOn: [publicAccess] });
+    }, { ...child, dependsOn: [publicAccess] });
     new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, {
       bucket: bucket.id,
       rules: [{

@@ -14,6 +14,9 @@ export interface DatabaseMonitoringArgs {
   schema?: string;
   roleName: string;
   rolePassword: pulumi.Input<string>;
+  /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
+   * stacks without a notification channel. */
+  failureNotice?: pulumi.ErrorHook;
 }
 
 export class DatabaseMonitoring extends pulumi.ComponentResource {
@@ -36,7 +39,7 @@ export class DatabaseMonitoring extends pulumi.ComponentResource {
       sslmode: sslmode === "verify-ca" || sslmode === "verify-full" ? sslmode : "require",
       connectTimeout: 15,
     }, { parent: this });
-    const db = { parent: this, provider, dependsOn: opts?.dependsOn };
+    const db = { parent: this, provider, dependsOn: opts?.dependsOn, ...(args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {}) };
     const schema = args.schema ?? "public";
 
     // RDS preloads pg_stat_statements; CREATE EXTENSION needs rds_superuser (the master user).

@@ -14,6 +14,9 @@ export interface MonitoringArgs {
   thresholds: AlarmThresholds;
   /** Each gets an email subscription (AWS mails a confirmation link first). */
   alarmEmails: string[];
+  /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
+   * stacks without a notification channel. */
+  failureNotice?: pulumi.ErrorHook;
 }
 
 interface AlarmSpec {
@@ -51,7 +54,7 @@ export class Monitoring extends pulumi.ComponentResource {
 
   constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:monitoring:Monitoring", name, {}, opts);
-    const child = { parent: this };
+    const child = { parent: this, ...(args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {}) };
 
     const topic = new aws.sns.Topic(`${name}-alarms`, { name: `vibes-${args.stack}-alarms` }, child);
     args.alarmEmails.forEach((email, i) => {

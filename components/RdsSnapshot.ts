@@ -10,6 +10,9 @@ export interface RdsSnapshotArgs {
   snapshot: NonNullable<DeployConfig["snapshot"]>;
   /** The verified backup this snapshot goes with: its checksum ends the snapshot's name. */
   backupSha256: pulumi.Input<string>;
+  /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
+   * stacks without a notification channel. */
+  failureNotice?: pulumi.ErrorHook;
 }
 
 export class RdsSnapshot extends pulumi.ComponentResource {
@@ -32,6 +35,7 @@ export class RdsSnapshot extends pulumi.ComponentResource {
       retainOnDelete: args.config.backup.protect,
       // Creation time grows with the volume; the instance must also be `available` first.
       customTimeouts: { create: "2h", delete: "30m" },
+      ...(args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {}),
     };
     if (s.kind === "cluster") {
       const snap = new aws.rds.ClusterSnapshot(`${name}-cluster-snapshot`, {

@@ -35,6 +35,20 @@ export function redact(text: string, secrets: Iterable<string>): string {
     return redactWith(text, secrets, "[secret]");
 }
 
+/**
+ * Lets the SDK's mock monitor accept error hooks. `new pulumi.ErrorHook` registers itself with the
+ * monitor's `registerErrorHook`, which the mock monitor lacks (SDK 3.276), so the hook's
+ * registration rejects and the resources bound to it never register. Accepting is enough: only
+ * the engine calls error hooks, and mocks have no engine. `onRegister` sees each hook's name.
+ */
+export function acceptErrorHooks(monitor: unknown, onRegister: (name: string) => void = () => undefined): void {
+    const m = monitor as { registerErrorHook?: (req: { getName(): string }, callback: (err: null, resp: object) => void) => void };
+    m.registerErrorHook ??= (req, callback) => {
+        onRegister(req.getName());
+        callback(null, {});
+    };
+}
+
 function asSecret(v: unknown): unknown {
     return { [SECRET_SIG]: SECRET_SIG_VALUE, value: v };
 }

@@ -5,7 +5,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, loadProject } from "./project";
-import { CommandResult, RehearsalListener, RehearsalMocks, redact } from "./mocks";
+import { acceptErrorHooks, CommandResult, RehearsalListener, RehearsalMocks, redact } from "./mocks";
 
 export const STATE_NOTICE = "Pulumi state is NOT written (no stack, no checkpoint): every command runs as on a first `pulumi up`.";
 
@@ -200,6 +200,7 @@ export async function rehearse(opts: RehearsalOptions): Promise<RehearsalSummary
     const safe = (s: string) => redact(s, mocks.knownSecrets());
     await pulumi.runtime.setMocks(mocks, cfg.project, opts.stack, false);
     const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): unknown };
+    acceptErrorHooks(monitor);
     const registerResource = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req, cb) => {
         mocks.noteRawInputs(req.getType(), req.getName(), req.getObject()?.toJavaScript());

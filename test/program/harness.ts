@@ -9,6 +9,7 @@ import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { acceptErrorHooks } from "../../rehearsal/mocks";
 
 export const ROOT = path.resolve(__dirname, "../..");
 export const TEST_SECRETS = { databasePassword: "pw-T3st-9f2c41d7", adminToken: "tok-T3st-b8e05a6c", monitoringRolePassword: "mon-T3st-4e7a19c2" };
@@ -23,6 +24,8 @@ export interface Registration {
   dependencies: string[];
   protect: boolean;
   retainOnDelete: boolean;
+  /** Names of the error hooks bound to the resource (`hooks: { onError }`). */
+  onError: string[];
   /** Inputs as serialized for the engine: secrets still wrapped in their marker object. */
   wire: Record<string, unknown>;
   /** Inputs as the mock sees them (plain). */
@@ -31,6 +34,8 @@ export interface Registration {
 
 export interface ProgramRun {
   registrations: Registration[];
+  /** Names of the error hooks the program registered with the engine. */
+  errorHooks: string[];
   outputs: Record<string, pulumi.Output<unknown> | string>;
   resolved: Record<string, unknown>;
 }
@@ -153,6 +158,8 @@ export async function runProgram(stack: string, options: { overrides?: Record<st
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const settings = require("@pulumi/pulumi/runtime/settings");
   const monitor = settings.getMonitor();
+  const errorHooks: string[] = [];
+  acceptErrorHooks(monitor, (name) => errorHooks.push(name));
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: RegisterRequest, callback: (err: unknown, resp?: { getUrn(): string }) => void) => {
     pending.push(new Promise<void>((done) => {
@@ -167,6 +174,7 @@ export async function runProgram(stack: string, options: { overrides?: Record<st
           dependencies: req.getDependenciesList(),
           protect: req.getProtect() === true,
           retainOnDelete: req.getRetainondelete() === true,
+          onError: req.getHooks()?.getOnErrorList() ?? [],
           wire,
           inputs: unwrapSecrets(wire) as Record<string, unknown>,
         });
@@ -196,7 +204,7 @@ export async function runProgram(stack: string, options: { overrides?: Record<st
     await Promise.all(pending);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { registrations, outputs, resolved };
+  return { registrations, errorHooks, outputs, resolved };
 }
 
 interface RegisterRequest {
@@ -207,6 +215,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean | undefined;
   getRetainondelete(): boolean | undefined;
+  getHooks(): { getOnErrorList(): string[] } | undefined;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 

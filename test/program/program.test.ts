@@ -110,6 +110,27 @@ describe("program", function () {
     });
   });
 
+  describe("failure notice for cloud resources", () => {
+    const cloud = (run: ProgramRun) => run.registrations.filter((r) => r.custom && /^(aws|postgresql):/.test(r.type));
+    for (const stack of ["test", "prod"]) {
+      it(`${stack}: every AWS and postgresql resource carries the error hook; commands notify themselves`, () => {
+        const run = runs[stack];
+        assert.deepEqual(run.errorHooks, ["vibes-failure-notice"], "one hook, registered once");
+        const names = cloud(run).map((r) => r.name);
+        for (const name of ["backup-vault-bucket", "backup-vault-tls-only", "rds-snapshot-snapshot", "monitoring-alarms", "monitoring-cpu", "database-monitoring-role", "database-monitoring-tables-select"]) {
+          assert.ok(names.includes(name), `${name} is registered`);
+        }
+        for (const r of cloud(run)) assert.deepEqual(r.onError, ["vibes-failure-notice"], `${r.name} (${r.type})`);
+        for (const c of ofType(run, COMMAND)) assert.deepEqual(c.onError, [], `${c.name}: the hook step reports its own failure`);
+      });
+    }
+
+    it("dev has no notification channel: no error hook at all", () => {
+      assert.deepEqual(runs.dev.errorHooks, []);
+      assert.deepEqual(runs.dev.registrations.filter((r) => r.onError.length > 0).map((r) => r.name), []);
+    });
+  });
+
   describe("commands", () => {
     for (const stack of ["dev", "test", "prod"]) {
       it(`${stack}: every stage runs bin/vibes-hooks (relative, no dir, no triggers), logging stderr only`, () => {
