@@ -2,13 +2,15 @@
  * Backup and validation benchmark (prints figures; never a test).
  *
  *   node -r ts-node/register/transpile-only bench/backup-bench.ts [--sizes 1e4,1e5,1e6] [--runs 3]
+ *     [--hook-node-options "--max-old-space-size=16"]
  *
  * Per size (journals; users = journals/10): the backup hook's wall time against a bare
  * `pg_dump -Fc > /dev/null` of the same database (ratio, PASS/MISS against the target), the
  * fingerprint pass alone (captureState, in-process) against rows, and the peak RSS (VmHWM) of the
  * hook processes. Targets: backup <= 1.15x bare pg_dump; validation time linear in rows; hook
  * memory flat as the database grows. Figures are medians; bare and backup runs alternate so that
- * load from other processes hits both alike.
+ * load from other processes hits both alike. --hook-node-options runs the hooks under those Node
+ * options (NODE_OPTIONS), e.g. a small heap cap: whether a peak is data held or only GC headroom.
  */
 import { spawn } from "node:child_process";
 import { openSync, closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -21,7 +23,10 @@ import { captureState } from "../hooks/lib/manifest";
 import { HOOKS_BIN, REPO_ROOT } from "../test/support/hooks";
 import { getCluster, PG_BIN } from "../test/support/pgCluster";
 
-const { values } = parseArgs({ options: { sizes: { type: "string", default: "1e4,1e5" }, runs: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: { sizes: { type: "string", default: "1e4,1e5" }, runs: { type: "string", default: "3" }, "hook-node-options": { type: "string" } },
+});
+const hookNodeOptions = values["hook-node-options"];
 const sizes = values.sizes.split(",").map(Number);
 const runs = Number(values.runs);
 /** Issue 3: the backup step's wall time may be at most this multiple of a bare pg_dump's. */
@@ -72,7 +77,7 @@ async function medians<T extends { ms: number }>(...fs: (() => Promise<T>)[]): P
 async function main(): Promise<void> {
   const pg = await getCluster();
   const rows: string[] = [];
-  console.log(`sizes ${sizes.join(", ")} journals; median of ${runs} runs; target backup <= ${TARGET_RATIO}x pg_dump; ${process.env.VIBES_BENCH_NOTE ?? ""}`);
+  console.log(`sizes ${sizes.join(", ")} journals; median of ${runs} runs; target backup <= ${TARGET_RATIO}x pg_dump; ${hookNodeOptions ? `hooks under NODE_OPTIONS ${hookNodeOptions}; ` : ""}${process.env.VIBES_BENCH_NOTE ?? ""}`);
   for (const journals of sizes) {
     const t0 = Date.now();
     const db = await pg.createVibesDatabase({ users: Math.max(1, Math.round(journals / 10)), journalsPerUser: 10, tags: 50, seed: 1 });
@@ -80,7 +85,10 @@ async function main(): Promise<void> {
     const settings = connectionFromEnv(db.env);
     const dir = mkdtempSync(join(tmpdir(), "vibes-bench-"));
     try {
-      const env = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, VIBES_PG_BIN: PG_BIN };
+      const env = {
+        ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, VIBES_PG_BIN: PG_BIN,
+        ...(hookNodeOptions ? { NODE_OPTIONS: hookNodeOptions } : {}),
+      };
       const [bare, hook] = await withPassfile(settings, (childEnv) => medians(async () => {
         const fd = openSync("/dev/null", "w");
         try {

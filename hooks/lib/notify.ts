@@ -1,7 +1,6 @@
 // Deployment notifications: start, success and failure, to the stack's SNS topic
 // (VIBES_NOTIFY_TOPIC_ARN) and/or a webhook (VIBES_NOTIFY_WEBHOOK_URL, JSON POST). Sending is
 // bounded in time; every text that leaves the process goes through redact() first.
-import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { redact, secretsIn } from "./redact";
 
 export type NotifyEvent = "start" | "success" | "failure";
@@ -57,6 +56,8 @@ function regionOfTopic(arn: string): string | undefined {
 }
 
 async function publishSns(n: Notification, topicArn: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+  // Loaded only when a topic is set: most steps notify nothing, and the SDK is slow to require.
+  const { PublishCommand, SNSClient } = await import("@aws-sdk/client-sns");
   const client = new SNSClient({
     region: regionOfTopic(topicArn) ?? env.AWS_REGION ?? "us-east-1",
     endpoint: env.VIBES_SNS_ENDPOINT || undefined,

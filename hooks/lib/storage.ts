@@ -5,8 +5,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { StepError } from "./errors";
 
 /**
@@ -61,15 +60,20 @@ function localPath(uri: string): string {
   throw new StepError(`unsupported backup URI: ${uri}`, "pass a file:///abs/path or s3://bucket/key URI printed by the backup step");
 }
 
+// The AWS SDK is loaded on the first s3:// access only: requiring it costs every step's start-up
+// (local backups, reads of file:// URIs) time and memory for code it never runs.
+const s3Sdk = () => import("@aws-sdk/client-s3");
+
 let s3Client: S3Client | undefined;
 
 /** One client per process. VIBES_S3_ENDPOINT (s3rver, MinIO) implies path-style addressing. */
-export function s3ClientFromEnv(env: NodeJS.ProcessEnv): S3Client {
+export async function s3ClientFromEnv(env: NodeJS.ProcessEnv): Promise<S3Client> {
   if (s3Client) return s3Client;
   const endpoint = env.VIBES_S3_ENDPOINT || undefined;
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
   if (!region) throw new StepError("AWS_REGION is not set", "set AWS_REGION to the backup bucket's region");
-  s3Client = new S3Client({ region, endpoint, forcePathStyle: Boolean(endpoint), maxAttempts: 4 });
+  const { S3Client } = await s3Sdk();
+  s3Client ??= new S3Client({ region, endpoint, forcePathStyle: Boolean(endpoint), maxAttempts: 4 });
   return s3Client;
 }
 
@@ -129,14 +133,15 @@ class Store implements BackupStore {
     }
     // lib-storage buffers each part, so the SDK can retry a failed part; on failure it aborts
     // the multipart upload (leavePartsOnError false), leaving no object.
-    const upload = new Upload({
-      client: s3ClientFromEnv(this.env),
-      params: { Bucket: bucket, Key: key, Body: counted, ContentType: contentType },
-      partSize: partMiB * MIB,
-      queueSize: 4,
-      leavePartsOnError: false,
-    });
     try {
+      const [client, { Upload }] = await Promise.all([s3ClientFromEnv(this.env), import("@aws-sdk/lib-storage")]);
+      const upload = new Upload({
+        client,
+        params: { Bucket: bucket, Key: key, Body: counted, ContentType: contentType },
+        partSize: partMiB * MIB,
+        queueSize: 4,
+        leavePartsOnError: false,
+      });
       await upload.done();
     } catch (err) {
       // A single-part PutObject may have landed before a later failure was noticed.
@@ -151,14 +156,14 @@ class Store implements BackupStore {
     if (!uri.startsWith("s3://")) return createReadStream(localPath(uri));
     const out = new PassThrough();
     const { bucket, key } = parseS3Uri(uri);
-    s3ClientFromEnv(this.env)
-      .send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+    Promise.all([s3ClientFromEnv(this.env), s3Sdk()])
+      .then(([client, { GetObjectCommand }]) => client.send(new GetObjectCommand({ Bucket: bucket, Key: key })))
       .then((res) => {
         const body = res.Body as Readable;
         body.on("error", (err) => out.destroy(s3Error(`download of ${uri}`, err)));
         body.pipe(out);
       })
-      .catch((err) => out.destroy(s3Error(`download of ${uri}`, err)));
+      .catch((err) => out.destroy(err instanceof StepError ? err : s3Error(`download of ${uri}`, err)));
     return out;
   }
 
@@ -171,10 +176,9 @@ class Store implements BackupStore {
     }
     const uri = this.uriFor(name);
     const { bucket, key } = parseS3Uri(uri);
+    const [client, { PutObjectCommand }] = await Promise.all([s3ClientFromEnv(this.env), s3Sdk()]);
     try {
-      await s3ClientFromEnv(this.env).send(
-        new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: "application/json" }),
-      );
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: "application/json" }));
     } catch (err) {
       throw s3Error(`upload to ${uri}`, err);
     }
@@ -210,8 +214,9 @@ class Store implements BackupStore {
       }
     }
     const { bucket, key } = parseS3Uri(uri);
+    const [client, { HeadObjectCommand }] = await Promise.all([s3ClientFromEnv(this.env), s3Sdk()]);
     try {
-      const res = await s3ClientFromEnv(this.env).send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const res = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return res.ContentLength ?? null;
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -226,8 +231,9 @@ class Store implements BackupStore {
       return;
     }
     const { bucket, key } = parseS3Uri(uri);
+    const [client, { DeleteObjectCommand }] = await Promise.all([s3ClientFromEnv(this.env), s3Sdk()]);
     try {
-      await s3ClientFromEnv(this.env).send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (err) {
       throw s3Error(`delete of ${uri}`, err);
     }
