@@ -10,6 +10,7 @@ import * as path from "path";
 import { PgCluster, TestDatabase, getCluster, APP_DIR, ROLE } from "../support/pgCluster";
 import { REPO_ROOT } from "../support/hooks";
 import { freePort } from "../support/net";
+import { appWithFault, type Fault } from "../support/faults";
 import { runRehearsal, RehearsalRun } from "../rehearsal/cli";
 
 export const ADMIN_TOKEN_PREFIX = "adm-";
@@ -101,11 +102,8 @@ export function rehearse(e: E2eEnv, overrides: Record<string, string> = {}): Pro
 }
 
 /** A copy of app/ whose 001 revision is one of app/testing/faulty_revisions/<name>.py. */
-export function faultyAppDir(e: E2eEnv, name: "fail_halfway" | "drop_rows" | "reparent"): string {
-    const copy = path.join(e.dir, `app-${name}`);
-    fs.cpSync(APP_DIR, copy, { recursive: true, filter: (src) => !/(^|\/)(\.run|__pycache__)$/.test(src) });
-    fs.copyFileSync(path.join(APP_DIR, "testing", "faulty_revisions", `${name}.py`), path.join(copy, "migrations", "versions", "001_uuid_schema_migration.py"));
-    return copy;
+export function faultyAppDir(e: E2eEnv, name: Fault): string {
+    return appWithFault(path.join(e.dir, `app-${name}`), name);
 }
 
 export function appPid(e: E2eEnv): number {

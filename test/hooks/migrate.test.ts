@@ -6,6 +6,7 @@ import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { MIGRATE_LOCK_KEY } from "../../hooks/steps/migrate";
 import { APP_DIR, APP_PYTHON, getCluster, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
+import { appWithFault, type Fault } from "../support/faults";
 import * as helpers from "./migrateHelpers";
 import { BEFORE, resultOf as result, TARGET } from "./migrateHelpers";
 
@@ -27,12 +28,8 @@ describe("migrate", function () {
     return dir;
   }
 
-  /** A copy of the app whose 001 revision is replaced by app/testing/faulty_revisions/<fault>.py. */
-  function faultyApp(fault: string): string {
-    const dir = appCopy();
-    cpSync(join(APP_DIR, "testing", "faulty_revisions", `${fault}.py`), join(dir, "migrations", "versions", `${TARGET}.py`));
-    return dir;
-  }
+  /** A copy of the app whose 001 revision is app/testing/faulty_revisions/<fault>.py. */
+  const faultyApp = (fault: Fault) => appWithFault(join(tempDir("vibes-app-"), "app"), fault);
 
   /** A fresh Vibes database at 0000_initial with a verified backup; env set up for migrate. */
   const prepared = (appDir = APP_DIR) => helpers.prepareDatabase(pg, tempDir("vibes-backups-"), { mode: "alembic", appDir });
