@@ -28,19 +28,21 @@ export = async () => {
   // Hook steps report their own failure; a failing cloud resource reports through this error
   // hook. Only where there is a channel to report to: dev has none, and so needs no engine with
   // error hooks (CLI >= 3.218).
-  const hasTopic = stackConfig.safety.monitoring !== undefined && stackConfig.rds !== undefined;
-  const failureNotice = hasTopic || stackConfig.safety.notifyWebhookUrl !== undefined
+  const alarms = stackConfig.safety.monitoring && stackConfig.rds
+    ? { settings: stackConfig.safety.monitoring, target: stackConfig.rds }
+    : undefined;
+  const failureNotice = alarms || stackConfig.safety.notifyWebhookUrl !== undefined
     ? new FailureNotice(stackConfig.stack, stackConfig.migration.targetRevision)
     : undefined;
 
   // Monitoring and Alerting, AWS side, first: its topic also carries the deployment notices
   // that every step (and any step's failure) sends.
-  const monitoring = stackConfig.safety.monitoring && stackConfig.rds
+  const monitoring = alarms
     ? new Monitoring("monitoring", {
       stack: stackConfig.stack,
-      target: stackConfig.rds,
-      thresholds: stackConfig.safety.monitoring.thresholds,
-      alarmEmails: stackConfig.safety.monitoring.alarmEmails,
+      target: alarms.target,
+      thresholds: alarms.settings.thresholds,
+      alarmEmails: alarms.settings.alarmEmails,
       failureNotice: failureNotice?.hook,
     })
     : undefined;

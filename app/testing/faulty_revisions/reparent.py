@@ -11,12 +11,7 @@ beside this file as real_001.py (outside versions/, so alembic sees one 001 only
 from alembic import op
 
 from testing.faulty_revisions import real_001 as real
-
-revision = real.revision
-down_revision = real.down_revision
-branch_labels = None
-depends_on = None
-downgrade = real.downgrade
+from testing.faulty_revisions.real_001 import branch_labels, depends_on, down_revision, downgrade, revision  # noqa: F401
 
 FAULT_SQL = (
     "WITH thief AS (SELECT id FROM users ORDER BY email LIMIT 1)"
