@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Client } from "pg";
 import { StepError } from "./errors";
+import { serverMajor } from "./pgTools";
 import { openReader } from "./storage";
 
 export interface TableState {
@@ -39,7 +40,10 @@ export interface DatabaseState {
  * Version of the fingerprint algorithm. Fingerprints from another algorithm cannot be compared,
  * so a manifest of any other format is refused rather than reported as a data mismatch.
  */
-export const MANIFEST_FORMAT = 2;
+export const MANIFEST_FORMAT = 3;
+
+/** The oldest server the fingerprints run on (hash_record_extended came in PostgreSQL 14). */
+export const MIN_SERVER_MAJOR = 14;
 
 export interface Manifest extends DatabaseState {
   format: typeof MANIFEST_FORMAT;
@@ -73,7 +77,8 @@ export function quoteIdent(id: string): string {
 }
 
 // Text output of dates, floats and bytea depends on session settings: pin them so that
-// fingerprints taken by different sessions (before and after the migration) are comparable.
+// fingerprints of columns hashed through their text (see hashedColumn) are comparable between
+// sessions (before and after the migration).
 const STABLE_SETTINGS: [string, string][] = [
   ["TimeZone", "UTC"],
   ["DateStyle", "ISO, YMD"],
@@ -140,18 +145,19 @@ async function readIndexes(client: Client, oids: number[]): Promise<IndexInfo[]>
   return res.rows.map((r) => ({ table: r.table, name: r.name, columns: r.columns, unique: r.unique }));
 }
 
-async function readColumns(client: Client, oids: number[]): Promise<Map<string, string[]>> {
+/** table -> column -> type name (pg_catalog types unqualified), columns in name order. */
+async function readColumns(client: Client, oids: number[]): Promise<Map<string, Map<string, string>>> {
   const res = await client.query(
-    `SELECT c.relname AS "table", a.attname AS "column"
+    `SELECT c.relname AS "table", a.attname AS "column", a.atttypid::regtype::text AS type
        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
       WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY c.relname, a.attname`,
     [oids],
   );
-  const out = new Map<string, string[]>();
+  const out = new Map<string, Map<string, string>>();
   for (const r of res.rows) {
-    if (!out.has(r.table)) out.set(r.table, []);
-    out.get(r.table)!.push(r.column);
+    if (!out.has(r.table)) out.set(r.table, new Map());
+    out.get(r.table)!.set(r.column, r.type);
   }
   return out;
 }
@@ -164,24 +170,37 @@ function keyColumnsOf(table: string, constraints: ConstraintInfo[]): string[] {
   return [...keys].sort();
 }
 
-function rowText(alias: string, columns: string[]): string {
-  if (columns.length === 0) return "'()'";
-  return `ROW(${columns.map((c) => `${alias}.${quoteIdent(c)}`).join(", ")})::text`;
+function digest(sum: string): string {
+  return createHash("sha256").update(sum).digest("hex").slice(0, 32);
 }
 
-function digest(sums: string): string {
-  return createHash("sha256").update(sums).digest("hex").slice(0, 32);
+// Types hashed by their own hash function, on the stored value: building each row's text cost
+// 3x as much. Values equal under the type's equality hash equal (numeric 1.0 and 1.00 too).
+// Text types are hashed byte for byte (COLLATE "C": a nondeterministic collation would hash 'A'
+// like 'a'). Any other type (json, arrays, enums, domains...) is hashed through its text form.
+const NATIVE_HASH_TYPES = new Set([
+  "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "uuid", "bytea", "jsonb",
+  "date", "time without time zone", "timestamp without time zone", "timestamp with time zone", "interval",
+]);
+const TEXT_TYPES = new Set(["text", "character varying", "character"]);
+
+function hashedColumn(alias: string, column: string, type: string | undefined): string {
+  const ref = `${alias}.${quoteIdent(column)}`;
+  if (type !== undefined && TEXT_TYPES.has(type)) return `${ref} COLLATE "C"`;
+  return type !== undefined && NATIVE_HASH_TYPES.has(type) ? ref : `${ref}::text`;
 }
 
-// Two independently seeded 64-bit hashes of each row's text: 128 bits, like md5, without md5's
-// hex text and its conversions (3x the cost). sum(bigint) is exact (numeric); a sum, unlike XOR,
-// keeps duplicates.
-const sums = (col: string, name: string) =>
-  [0, 1].map((seed) => `coalesce(sum(hashtextextended(${col}, ${seed})), 0)::text AS ${name}${seed + 1}`).join(", ");
+/**
+ * A row's 64-bit hash over `fields` (hash_record_extended, PostgreSQL 14 or later). A changed row
+ * keeps its hash with probability 2^-64.
+ */
+function rowHash(fields: string[]): string {
+  return `hash_record_extended(ROW(${fields.join(", ")}), 0)`;
+}
 
 /**
  * Row count and both fingerprints of each covered table, plus its constraints and indexes.
- * Each table is read once, inside PostgreSQL: the sum of two seeded 64-bit hashes per row is
+ * Each table is read once, inside PostgreSQL: the sum of a 64-bit hash per row is
  * order-independent and keeps duplicates, and the hook's memory does not grow with the data.
  * Call inside a transaction (REPEATABLE READ) to get one consistent snapshot.
  *
@@ -189,6 +208,11 @@ const sums = (col: string, name: string) =>
  * reference's, so a state taken after the migration is computed exactly like the one before.
  */
 export async function captureState(client: Client, tables: string[], reference?: DatabaseState): Promise<DatabaseState> {
+  const major = await serverMajor(client);
+  if (major < MIN_SERVER_MAJOR) {
+    throw new StepError(`the server is PostgreSQL ${major}; the manifest's fingerprints need PostgreSQL ${MIN_SERVER_MAJOR} or later (hash_record_extended)`,
+      `upgrade the server to PostgreSQL ${MIN_SERVER_MAJOR} or later before this deployment`);
+  }
   for (const [name, value] of STABLE_SETTINGS) {
     await client.query("SELECT set_config($1, $2, false)", [name, value]);
   }
@@ -208,8 +232,10 @@ export async function captureState(client: Client, tables: string[], reference?:
     const ref = reference?.tables[table];
     if (ref) return ref.contentColumns;
     const keys = keyColumnsOf(table, tables.includes(table) ? constraints : refConstraints);
-    return (columns.get(table) ?? []).filter((c) => !keys.includes(c)).sort();
+    return [...(columns.get(table)?.keys() ?? [])].filter((c) => !keys.includes(c)).sort();
   };
+  const contentFields = (alias: string, table: string, names: string[]) =>
+    names.map((c) => hashedColumn(alias, c, columns.get(table)?.get(c)));
 
   const out: DatabaseState = { tables: {}, schema: { constraints, indexes } };
   for (const table of tables) {
@@ -220,7 +246,7 @@ export async function captureState(client: Client, tables: string[], reference?:
       ...contentColumns.map((c) => [table, c]),
       ...tableFks.flatMap((f) => contentOf(f.references!.table).map((c) => [f.references!.table, c])),
     ];
-    const missing = needed.filter(([t, c]) => !(columns.get(t) ?? []).includes(c)).map(([t, c]) => `${t}.${c}`);
+    const missing = needed.filter(([t, c]) => !columns.get(t)?.has(c)).map(([t, c]) => `${t}.${c}`);
     if (missing.length > 0) {
       const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteIdent(table)}`);
       const why = `columns missing: ${[...new Set(missing)].join(", ")}`;
@@ -229,21 +255,26 @@ export async function captureState(client: Client, tables: string[], reference?:
       };
       continue;
     }
-    // The referenced rows' contents are folded into each child's hash: the relationship
-    // survives any change of the key values, and moving a child to another parent shows.
-    // Each parent's text is built once per parent row (in its subquery), not once per child.
+    // A table's fingerprint is the sum of its rows' hashes: order-independent and, unlike XOR,
+    // it counts duplicates (sum(bigint) is exact). For the relationship fingerprint each
+    // referenced row's content hash is folded into its child's: it survives any change of the key
+    // values, and moving a child to another parent shows. Each parent's hash is computed once per
+    // parent row (in its subquery), not once per child. No parent (a NULL key or an orphan) gives
+    // NULL, which the record hash tells from any parent's, even one without content columns.
     const joins = tableFks.map((f, i) => {
+      const parent = f.references!.table;
       const keys = f.references!.columns.map((c, j) => `p.${quoteIdent(c)} AS k${j}`).join(", ");
+      const hash = rowHash(contentFields("p", parent, contentOf(parent)));
       const on = f.columns.map((c, j) => `t.${quoteIdent(c)} = p${i}.k${j}`).join(" AND ");
-      return `LEFT JOIN (SELECT ${keys}, ${rowText("p", contentOf(f.references!.table))} AS row_text
-                           FROM ${quoteIdent(f.references!.table)} p OFFSET 0) p${i} ON ${on}`;
+      return `LEFT JOIN (SELECT ${keys}, ${hash} AS h FROM ${quoteIdent(parent)} p OFFSET 0) p${i} ON ${on}`;
     });
-    // No parent (a NULL key or an orphan) gives '', which no row's text is: the row still counts.
-    const parents = tableFks.map((_, i) => `coalesce(p${i}.row_text, '')`).join(" || '|' || ");
-    // OFFSET 0 keeps a subquery from being flattened, which would build a row's text once per
-    // use of it instead of once.
-    const sql = `SELECT count(*)::bigint AS rows, ${sums("c", "c")}, ${sums(parents ? "c || '|' || p" : "c", "r")}
-                   FROM (SELECT ${rowText("t", contentColumns)} AS c${parents ? `, ${parents} AS p` : ""}
+    const content = rowHash(contentFields("t", table, contentColumns));
+    const parents = tableFks.map((_, i) => `p${i}.h`);
+    const relationship = parents.length === 0 ? "c" : rowHash(["c", ...parents.map((_, i) => `p${i}`)]);
+    // OFFSET 0 keeps the subquery from being flattened, which would hash a row once per use of
+    // its hash instead of once.
+    const sql = `SELECT count(*)::bigint AS rows, coalesce(sum(c), 0)::text AS c, coalesce(sum(${relationship}), 0)::text AS r
+                   FROM (SELECT ${[`${content} AS c`, ...parents.map((p, i) => `${p} AS p${i}`)].join(", ")}
                            FROM ${quoteIdent(table)} t ${joins.join(" ")} OFFSET 0) s`;
     const res = await client.query(sql);
     const r = res.rows[0];
@@ -251,8 +282,8 @@ export async function captureState(client: Client, tables: string[], reference?:
       rows: Number(r.rows),
       keyColumns,
       contentColumns,
-      contentFingerprint: digest(`${r.c1}:${r.c2}`),
-      relationshipFingerprint: digest(`${r.r1}:${r.r2}`),
+      contentFingerprint: digest(r.c),
+      relationshipFingerprint: digest(r.r),
     };
   }
   return out;

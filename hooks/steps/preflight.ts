@@ -6,7 +6,7 @@ import { parseFlags } from "../lib/args";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
-import { quoteIdent, tablesFromEnv } from "../lib/manifest";
+import { MIN_SERVER_MAJOR, quoteIdent, tablesFromEnv } from "../lib/manifest";
 import { pgTool, pgToolMajor, serverMajor } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
@@ -87,8 +87,15 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   if (client) {
     try {
       result.serverVersion = (await client.query("SHOW server_version")).rows[0].server_version;
-      result.serverMajor = await serverMajor(client);
+      const major = await serverMajor(client);
+      result.serverMajor = major;
       log(`server PostgreSQL ${result.serverVersion}`);
+      if (major < MIN_SERVER_MAJOR) {
+        problems.push({
+          problem: `the server is PostgreSQL ${major}; the backup manifest's fingerprints need PostgreSQL ${MIN_SERVER_MAJOR} or later`,
+          fix: `upgrade the server to PostgreSQL ${MIN_SERVER_MAJOR} or later before this deployment`,
+        });
+      }
 
       const revision = await currentRevision(client);
       result.revision = revision;

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import type { Client } from "pg";
+import { connect, connectionFromEnv } from "../../hooks/lib/connection";
+import { captureState, type DatabaseState } from "../../hooks/lib/manifest";
+import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
+
+/**
+ * The manifest's fingerprints over every kind of column: natively hashed types, types hashed
+ * through their text (json, arrays, enums), a case-insensitive collation, a parent table without
+ * content columns. Each case changes one thing and checks that the fingerprint sees it, or that
+ * it does not when nothing that matters changed.
+ */
+describe("manifest fingerprints", function () {
+  this.timeout(60_000);
+  let pg: PgCluster;
+  let db: TestDatabase;
+  let client: Client;
+  const TABLES = ["owners", "items", "links"];
+
+  before(async () => {
+    pg = await getCluster();
+    db = await pg.createDatabase();
+    await pg.query(db.name, `
+      SET ROLE vibes;
+      CREATE TYPE mood AS ENUM ('calm', 'busy');
+      CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE owners (id serial PRIMARY KEY);
+      CREATE TABLE items (
+        id serial PRIMARY KEY, owner_id int REFERENCES owners(id),
+        name text COLLATE ci, code char(4), qty numeric, ratio double precision, ok boolean, at timestamptz,
+        span interval, blob bytea, doc jsonb, raw json, tags text[], m mood, ref uuid);
+      CREATE TABLE links (item_id int REFERENCES items(id), owner_id int REFERENCES owners(id));
+      INSERT INTO owners SELECT FROM generate_series(1, 3);
+      INSERT INTO items (owner_id, name, code, qty, ratio, ok, at, span, blob, doc, raw, tags, m, ref)
+        SELECT 1 + g % 3, 'Name ' || g, 'c' || g, g * 1.5, g / 7.0, g % 2 = 0, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 hour',
+               g * interval '1 minute', decode(md5(g::text), 'hex'), jsonb_build_object('g', g), json_build_object('g', g),
+               ARRAY['a' || g, 'b'], (ARRAY['calm', 'busy'])[1 + g % 2]::mood, md5(g::text)::uuid
+          FROM generate_series(1, 50) g;
+      INSERT INTO links SELECT id, owner_id FROM items WHERE id % 5 = 0;
+    `);
+    client = await connect(connectionFromEnv(db.env));
+  });
+  after(async () => {
+    await client?.end();
+    await pg.dropDatabase(db.name);
+  });
+
+  /** As validate takes it after the migration: with the earlier state as the reference. */
+  const capture = (reference?: DatabaseState) => captureState(client, TABLES, reference);
+
+  /** The state with `change` made in the same session, then rolled back. */
+  async function withChange(change: string, reference?: DatabaseState): Promise<DatabaseState> {
+    await client.query("BEGIN");
+    try {
+      await client.query(change);
+      return await capture(reference);
+    } finally {
+      await client.query("ROLLBACK");
+    }
+  }
+
+  const COLUMN_CHANGES: [string, string][] = [
+    ["name", "'Name 7 changed'"], ["code", "'zz'"], ["qty", "qty + 0.5"], ["ratio", "ratio * 2"], ["ok", "NOT ok"],
+    ["at", "at + interval '1 second'"], ["span", "span * 2"], ["blob", "'\\x00'::bytea"], ["doc", "'{\"g\": -1}'"],
+    ["raw", "'{\"g\": -1}'"], ["tags", "ARRAY['x']"], ["m", "CASE m WHEN 'calm' THEN 'busy'::mood ELSE 'calm'::mood END"],
+    ["ref", "gen_random_uuid()"],
+  ];
+
+  it("changes with any column's value, whatever its type", async () => {
+    const before = await capture();
+    for (const [column, value] of COLUMN_CHANGES) {
+      const changed = await withChange(`UPDATE items SET ${column} = ${value} WHERE id = 7`);
+      assert.notEqual(changed.tables.items.contentFingerprint, before.tables.items.contentFingerprint, `a change of ${column} is seen`);
+      assert.equal(changed.tables.items.rows, before.tables.items.rows);
+    }
+    assert.deepEqual(await capture(), before, "rolled back: the same fingerprints again");
+  });
+
+  it("sees a change of case under a case-insensitive collation, and a NULL", async () => {
+    const before = await capture();
+    const upper = await withChange("UPDATE items SET name = upper(name) WHERE id = 3");
+    assert.notEqual(upper.tables.items.contentFingerprint, before.tables.items.contentFingerprint);
+    const nulled = await withChange("UPDATE items SET doc = NULL WHERE id = 3");
+    assert.notEqual(nulled.tables.items.contentFingerprint, before.tables.items.contentFingerprint);
+  });
+
+  it("is the same in another session with other date, time zone and float settings, and after the rows move on disk", async () => {
+    const before = await capture();
+    await client.query("SET TimeZone = 'Pacific/Chatham'; SET DateStyle = 'German, DMY'; SET extra_float_digits = -3; SET IntervalStyle = 'sql_standard'");
+    await client.query("CLUSTER items USING items_pkey");
+    await client.query("VACUUM FULL links");
+    assert.deepEqual(await capture(), before);
+  });
+
+  it("counts a duplicated row and sees a row moved to another parent, also one without content columns", async () => {
+    const before = await capture();
+    const duplicated = await withChange("INSERT INTO links SELECT * FROM links LIMIT 1");
+    assert.equal(duplicated.tables.links.rows, before.tables.links.rows + 1);
+    assert.notEqual(duplicated.tables.links.relationshipFingerprint, before.tables.links.relationshipFingerprint);
+    const moved = await withChange("UPDATE links SET item_id = 10 WHERE item_id = 5");
+    assert.equal(moved.tables.links.contentFingerprint, before.tables.links.contentFingerprint, "links has no content columns");
+    assert.notEqual(moved.tables.links.relationshipFingerprint, before.tables.links.relationshipFingerprint);
+    // owners has no content columns: only whether a link has an owner can show, and it does.
+    const orphaned = await withChange("ALTER TABLE links DROP CONSTRAINT links_owner_id_fkey; UPDATE links SET owner_id = 99 WHERE item_id = 5", before);
+    assert.equal(orphaned.tables.links.contentFingerprint, before.tables.links.contentFingerprint, "the reference's key columns");
+    assert.notEqual(orphaned.tables.links.relationshipFingerprint, before.tables.links.relationshipFingerprint);
+  });
+
+  it("refuses a server older than PostgreSQL 14 before reading anything", async () => {
+    const queries: string[] = [];
+    const old = { query: async (sql: string) => (queries.push(sql), { rows: [{ v: 130011 }] }) } as unknown as Client;
+    await assert.rejects(captureState(old, TABLES), /PostgreSQL 13; the manifest's fingerprints need PostgreSQL 14 or later/);
+    assert.equal(queries.length, 1);
+  });
+});
