@@ -16,7 +16,7 @@ import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { captureState, MANIFEST_FORMAT, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
-import { assertToolCanHandle, pgTool } from "../lib/pgTools";
+import { pgTool, toolCheck } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
 import { runChild, stderrSummary, type RunResult } from "../lib/run";
@@ -62,12 +62,14 @@ export async function createBackup(
   opts: { label: string; lockWaitTimeout: string },
 ): Promise<BackupResult> {
   const log = progress("backup");
-  const client = await connect(settings, { applicationName: "vibes-hooks backup" });
+  const pgDump = pgTool("pg_dump", env);
+  const pgRestore = pgTool("pg_restore", env);
+  const connecting = connect(settings, { applicationName: "vibes-hooks backup" });
+  // The tools' version checks run while the connection is made.
+  const toolChecks = [toolCheck(pgDump, env), toolCheck(pgRestore, env)];
+  const client = await connecting;
   try {
-    const pgDump = pgTool("pg_dump", env);
-    const pgRestore = pgTool("pg_restore", env);
-    await assertToolCanHandle(pgDump, env, client);
-    await assertToolCanHandle(pgRestore, env, client);
+    await Promise.all(toolChecks.map((check) => check(client)));
 
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
