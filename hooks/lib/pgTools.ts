@@ -32,23 +32,12 @@ export async function serverMajor(client: Client): Promise<number> {
   return v >= 100000 ? Math.floor(v / 10000) : Math.floor(v / 10000) + (Math.floor(v / 100) % 100) / 10;
 }
 
-/**
- * pg_dump and pg_restore refuse servers newer than themselves: check before starting. The tool's
- * `--version` runs from this call on, while the caller connects; the returned check compares.
- */
-export function toolCheck(tool: string, env: NodeJS.ProcessEnv): (client: Client) => Promise<number> {
-  const toolMajor = pgToolMajor(tool, env);
-  toolMajor.catch(() => undefined); // reported by the check; the caller may fail before it runs
-  return async (client) => {
-    const [major, srvMajor] = await Promise.all([toolMajor, serverMajor(client)]);
-    if (major < srvMajor) {
-      throw new StepError(`${tool} is version ${major} but the server is PostgreSQL ${srvMajor}`,
-        `install PostgreSQL ${srvMajor} client programs and point VIBES_PG_BIN (or VIBES_PG_DUMP / VIBES_PG_RESTORE) at them`);
-    }
-    return major;
-  };
-}
-
-export function assertToolCanHandle(tool: string, env: NodeJS.ProcessEnv, client: Client): Promise<number> {
-  return toolCheck(tool, env)(client);
+/** pg_dump and pg_restore refuse servers newer than themselves: check before starting. */
+export async function assertToolCanHandle(tool: string, env: NodeJS.ProcessEnv, client: Client): Promise<number> {
+  const [toolMajor, srvMajor] = await Promise.all([pgToolMajor(tool, env), serverMajor(client)]);
+  if (toolMajor < srvMajor) {
+    throw new StepError(`${tool} is version ${toolMajor} but the server is PostgreSQL ${srvMajor}`,
+      `install PostgreSQL ${srvMajor} client programs and point VIBES_PG_BIN (or VIBES_PG_DUMP / VIBES_PG_RESTORE) at them`);
+  }
+  return toolMajor;
 }

@@ -106,6 +106,9 @@ class Store implements BackupStore {
       },
     });
     body.on("error", (err) => counted.destroy(err));
+    // The writer below is attached only after an await: an error before then (pg_dump refusing
+    // the server at once) must reach it, not crash the process as an unhandled 'error' event.
+    counted.on("error", () => undefined);
     body.pipe(counted);
     if (this.target === "local") {
       const path = localPath(uri);

@@ -16,7 +16,7 @@ import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { captureState, MANIFEST_FORMAT, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
-import { pgTool, toolCheck } from "../lib/pgTools";
+import { pgTool } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
 import { runChild, stderrSummary, type RunResult } from "../lib/run";
@@ -62,14 +62,13 @@ export async function createBackup(
   opts: { label: string; lockWaitTimeout: string },
 ): Promise<BackupResult> {
   const log = progress("backup");
+  // No `--version` check of its own: pg_dump refuses a newer server itself, right after
+  // connecting and before it writes anything (see dumpError), and the verifying pg_restore only
+  // reads what pg_dump writes.
   const pgDump = pgTool("pg_dump", env);
   const pgRestore = pgTool("pg_restore", env);
-  const connecting = connect(settings, { applicationName: "vibes-hooks backup" });
-  // The tools' version checks run while the connection is made.
-  const toolChecks = [toolCheck(pgDump, env), toolCheck(pgRestore, env)];
-  const client = await connecting;
+  const client = await connect(settings, { applicationName: "vibes-hooks backup" });
   try {
-    await Promise.all(toolChecks.map((check) => check(client)));
 
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
@@ -162,7 +161,7 @@ async function dumpAndVerify(job: DumpJob) {
     flush(cb) {
       dump.then((res) => {
         verifyIn.end();
-        cb(res.code === 0 ? null : dumpError(res));
+        cb(res.code === 0 ? null : dumpError(res, job.pgDump));
       }, cb);
     },
   });
@@ -174,7 +173,7 @@ async function dumpAndVerify(job: DumpJob) {
   const put = store.put(name, tee);
   try {
     const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
-    if (dumpRes.code !== 0) throw dumpError(dumpRes);
+    if (dumpRes.code !== 0) throw dumpError(dumpRes, job.pgDump);
     if (verifyRes.code !== 0) {
       throw new StepError(`the dump failed verification: pg_restore could not read it in full (${stderrSummary(verifyRes.stderr)})`,
         "the dump is unusable: check pg_dump's output above and disk space, then rerun the backup");
@@ -201,7 +200,12 @@ async function dumpAndVerify(job: DumpJob) {
   }
 }
 
-function dumpError(res: RunResult): StepError {
+function dumpError(res: RunResult, pgDump: string): StepError {
+  const mismatch = /server version: (\d+)[^;]*; \S+ version: (\d+)/.exec(res.stderr);
+  if (mismatch) {
+    return new StepError(`${pgDump} is version ${mismatch[2]} but the server is PostgreSQL ${mismatch[1]}`,
+      `install PostgreSQL ${mismatch[1]} client programs and point VIBES_PG_BIN (or VIBES_PG_DUMP) at them`);
+  }
   const why = res.timedOut ? "timed out" : stderrSummary(res.stderr) || `exit ${res.code}`;
   return new StepError(`pg_dump failed: ${why}`,
     /lock/i.test(why) ? "something holds locks on the tables: stop it (maintenance mode on?) and rerun the backup"

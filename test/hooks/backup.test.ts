@@ -169,6 +169,12 @@ describe("vibes-hooks backup", function () {
       }
     });
 
+    it("a pg_dump refusing the server at once fails the backup cleanly, with no object", async () => {
+      const res = await runHooks("backup", [], { ...db.env, ...s3.env(), VIBES_PG_DUMP: oldPgDump(12) });
+      assertFailed(res, "backup", /pg_dump.* is version 12 but the server is PostgreSQL 15/);
+      assert.deepEqual(await s3.keys(), []);
+    });
+
     it("an unreachable S3 endpoint fails the backup", async () => {
       const port = await freePort();
       const res = await runHooks("backup", [], { ...db.env, ...s3.env(`http://127.0.0.1:${port}`) });

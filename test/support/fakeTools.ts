@@ -16,9 +16,14 @@ function script(body: string): string {
   return path;
 }
 
-/** Reports an older major version (pg_dump refuses newer servers). */
+/** An older major version: refuses the (PostgreSQL 15) server with pg_dump's own words. */
 export function oldPgDump(major = 12): string {
-  return script(`if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) ${major}.9"; exit 0; fi\nexec ${REAL_PG_DUMP} "$@"`);
+  return script([
+    `if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) ${major}.9"; exit 0; fi`,
+    `echo "pg_dump: error: aborting because of server version mismatch" >&2`,
+    `echo "pg_dump: detail: server version: 15.10 (Debian 15.10-1); pg_dump version: ${major}.9" >&2`,
+    "exit 1",
+  ].join("\n"));
 }
 
 /**
