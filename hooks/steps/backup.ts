@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, Transform } from "node:stream";
-import type { Client } from "pg";
+import type { Client, QueryResult } from "pg";
 import { parseFlags } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
@@ -69,12 +69,12 @@ export async function createBackup(
   const pgRestore = pgTool("pg_restore", env);
   const client = await connect(settings, { applicationName: "vibes-hooks backup" });
   try {
-
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    // One round trip (a simple query of three statements): pg_dump waits for the snapshot.
     // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
     // parallel workers for the fingerprints would take CPU from it and finish no sooner overall.
-    await client.query("SET LOCAL max_parallel_workers_per_gather = 0");
-    const snapshot = (await client.query("SELECT pg_export_snapshot() AS s")).rows[0].s as string;
+    const begun = (await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+      SET LOCAL max_parallel_workers_per_gather = 0; SELECT pg_export_snapshot() AS s`)) as unknown as QueryResult[];
+    const snapshot = begun[2].rows[0].s as string;
     await tableOids(client, tables); // fail on a missing table before anything is written
     const revision = await currentRevision(client);
     const createdAt = new Date();
