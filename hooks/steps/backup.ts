@@ -68,6 +68,7 @@ export async function createBackup(
   const pgDump = pgTool("pg_dump", env);
   const pgRestore = pgTool("pg_restore", env);
   const client = await connect(settings, { applicationName: "vibes-hooks backup" });
+  let closing: Promise<void> | undefined;
   try {
     // One round trip (a simple query of three statements): pg_dump waits for the snapshot.
     // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
@@ -85,6 +86,8 @@ export async function createBackup(
       dumpAndVerify({ client, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
     env);
     await client.query("COMMIT");
+    // The session has served its purpose: it closes while the manifest is written.
+    closing = client.end().catch(() => undefined);
 
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
@@ -113,7 +116,7 @@ export async function createBackup(
       tables: Object.fromEntries(Object.entries(manifest.tables).map(([t, s]) => [t, { rows: s.rows }])),
     };
   } finally {
-    await client.end().catch(() => undefined);
+    await (closing ?? client.end().catch(() => undefined));
   }
 }
 
