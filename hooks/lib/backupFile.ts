@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { withPassfile } from "./childEnv";
 import type { ConnectionSettings } from "./connection";
 import { StepError } from "./errors";
-import { loadManifest, manifestUriFor, type Manifest } from "./manifest";
+import { loadManifest, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "./manifest";
 import { pgTool } from "./pgTools";
 import { formatBytes } from "./progress";
 import { assertSucceeded, runChild } from "./run";
@@ -28,10 +28,14 @@ export interface VerifiedDump {
 
 /**
  * Loads the dump's manifest, brings the dump to a local file and checks its SHA-256 and size
- * against the manifest before anything else may use it.
+ * against the manifest before anything else may use it. Backups of earlier manifest formats are
+ * accepted: their fingerprints are not compared (see compareWithManifest), the rest is.
  */
 export async function fetchVerified(uri: string, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<VerifiedDump> {
-  const manifest = await loadManifest(manifestUriFor(uri), env);
+  const manifest = await loadManifest(manifestUriFor(uri), env, { olderFormats: true });
+  if (manifest.format !== MANIFEST_FORMAT) {
+    log(`the manifest is format ${manifest.format}: row counts, schema and revision are compared, its fingerprints (format ${MANIFEST_FORMAT} here) are not`);
+  }
   const hash = createHash("sha256");
   let bytes = 0;
   const hashing = new Transform({

@@ -46,7 +46,8 @@ export const MANIFEST_FORMAT = 3;
 export const MIN_SERVER_MAJOR = 14;
 
 export interface Manifest extends DatabaseState {
-  format: typeof MANIFEST_FORMAT;
+  /** MANIFEST_FORMAT when written; a loaded manifest may be older (see loadManifest). */
+  format: number;
   createdAt: string;
   revision: string | null;
   dump: { uri: string; sha256: string; bytes: number };
@@ -322,13 +323,18 @@ export function compareState(expected: DatabaseState, actual: DatabaseState): Ch
   return checks;
 }
 
-/** Reads and checks a manifest (file:// or s3:// URI). */
-export async function loadManifest(uri: string, env: NodeJS.ProcessEnv = process.env): Promise<Manifest> {
+/**
+ * Reads and checks a manifest (file:// or s3:// URI). Only a manifest of this version's format
+ * has fingerprints that can be compared; `olderFormats` also accepts earlier ones, for what needs
+ * only the dump's checksum and row counts (restoring an older backup must stay possible).
+ */
+export async function loadManifest(uri: string, env: NodeJS.ProcessEnv = process.env, opts: { olderFormats?: boolean } = {}): Promise<Manifest> {
   const value = (await openReader(env).getJson(uri)) as Partial<Manifest> | null;
-  if (!value || value.format === undefined || !value.tables || !value.schema || !value.dump?.sha256) {
+  if (!value || typeof value.format !== "number" || !value.tables || !value.schema || !value.dump?.sha256) {
     throw new StepError(`${uri} is not a vibes backup manifest`, "pass the manifestUri printed by the backup step");
   }
-  if (value.format !== MANIFEST_FORMAT) {
+  const usable = value.format === MANIFEST_FORMAT || (opts.olderFormats === true && value.format >= 1 && value.format < MANIFEST_FORMAT);
+  if (!usable) {
     throw new StepError(`${uri} is a format ${value.format} manifest; this vibes-hooks computes format ${MANIFEST_FORMAT} fingerprints, which cannot be compared with it`,
       "take a new backup with this version of vibes-hooks (or run the version that wrote the manifest)");
   }

@@ -8,7 +8,7 @@ import { parseFlags, requireFlag } from "../lib/args";
 import { fetchVerified, pgRestoreInto } from "../lib/backupFile";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError } from "../lib/errors";
-import type { Check } from "../lib/manifest";
+import { MANIFEST_FORMAT, type Check } from "../lib/manifest";
 import { assertToolCanHandle, pgTool } from "../lib/pgTools";
 import { progress } from "../lib/progress";
 import { compareWithManifest } from "./verify-restore";
@@ -18,6 +18,8 @@ export interface RestoreResult extends Record<string, unknown> {
   sha256: string;
   database: string;
   checks: Check[];
+  /** False for a backup of an earlier manifest format: counts, schema and revision only. */
+  fingerprintsCompared: boolean;
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
@@ -61,7 +63,7 @@ export async function restoreBackup(
           "check for writers (maintenance mode) and objects outside the backup; inspect the checks", { details: { checks } });
       }
       log(`restored; ${checks.length} checks match the manifest`);
-      return { uri, sha256: dump.sha256, database: settings.database, checks };
+      return { uri, sha256: dump.sha256, database: settings.database, checks, fingerprintsCompared: dump.manifest.format === MANIFEST_FORMAT };
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -31,7 +31,7 @@ describe("vibes-hooks verify-restore and restore", function () {
   });
 
   /** A copy of the backup (dump + manifest) that a test may damage. */
-  function copyBackup(edit: { dump?: (b: Buffer) => Buffer; manifest?: (m: { tables: Record<string, { rows: number; contentFingerprint: string }> }) => void }): string {
+  function copyBackup(edit: { dump?: (b: Buffer) => Buffer; manifest?: (m: { format: number; tables: Record<string, { rows: number; contentFingerprint: string }> }) => void }): string {
     const copyDir = mkdtempSync(join(dir, "copy-"));
     const path = join(copyDir, "vibes_backup_copy.dump");
     const dump = readFileSync(fileURLToPath(backup.uri));
@@ -85,6 +85,38 @@ describe("vibes-hooks verify-restore and restore", function () {
     const self = await runHooks("verify-restore", ["--uri", backup.uri, "--scratch-database", db.name], env);
     assert.equal(self.code, 2);
     assert.match(self.json.error, /is the target database/);
+  });
+
+  it("still verifies and restores a backup of an earlier manifest format, without its fingerprints; validate refuses it", async () => {
+    // As written by the previous vibes-hooks: format 2, fingerprints of another algorithm.
+    const uri = copyBackup({ manifest: (m) => {
+      m.format = 2;
+      for (const t of Object.values(m.tables)) t.contentFingerprint = "0".repeat(32);
+    } });
+    const verify = await runHooks("verify-restore", ["--uri", uri], env);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(verify.json.fingerprintsCompared, false);
+    assert.match(verify.stderr, /manifest is format 2: row counts, schema and revision are compared, its fingerprints \(format 3 here\) are not/);
+    const names = verify.json.checks.map((c: { name: string }) => c.name);
+    assert.ok(names.includes("data.rows.journals") && names.includes("revision"));
+    assert.ok(!names.some((n: string) => n.startsWith("data.content.")), names.join());
+
+    const empty = await pg.createDatabase();
+    try {
+      const restored = await runHooks("restore", ["--uri", uri], empty.env);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.equal(restored.json.fingerprintsCompared, false);
+      const [count] = await pg.query(empty.name, "SELECT count(*)::int AS n FROM journals");
+      assert.equal(count.n, 50);
+      const lostRow = copyBackup({ manifest: (m) => { m.format = 2; m.tables.journals.rows += 1; } });
+      const mismatch = await runHooks("verify-restore", ["--uri", lostRow], env);
+      assertFailed(mismatch, "verify-restore", /differs from its manifest: data\.rows\.journals/);
+    } finally {
+      await pg.dropDatabase(empty.name);
+    }
+
+    const validate = await runHooks("validate", ["data", "--manifest", `${uri}.manifest.json`, "--id-type", "integer"], db.env);
+    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 3 fingerprints/);
   });
 
   describe("restore", () => {
