@@ -66,13 +66,18 @@ function median<T extends { ms: number }>(results: T[]): T {
   return [...results].sort((a, b) => a.ms - b.ms)[Math.floor(results.length / 2)];
 }
 
-/** Runs each of `fs` `runs` times, interleaved; the median result of each. */
-async function medians<T extends { ms: number }>(...fs: (() => Promise<T>)[]): Promise<T[]> {
+/** Runs each of `fs` `runs` times, interleaved; every result of each, in run order. */
+async function interleaved<T extends { ms: number }>(...fs: (() => Promise<T>)[]): Promise<T[][]> {
   const results: T[][] = fs.map(() => []);
   for (let i = 0; i < runs; i++) {
     for (const [j, f] of fs.entries()) results[j].push(await f());
   }
-  return results.map(median);
+  return results;
+}
+
+/** Runs each of `fs` `runs` times, interleaved; the median result of each. */
+async function medians<T extends { ms: number }>(...fs: (() => Promise<T>)[]): Promise<T[]> {
+  return (await interleaved(...fs)).map(median);
 }
 
 /** A settled Vibes-shaped database of `journals` journals (users = journals/10). */
@@ -87,9 +92,12 @@ async function vibesDatabase(pg: PgCluster, journals: number): Promise<TestDatab
   return db;
 }
 
-/** Bare `pg_dump -Fc > /dev/null` and the backup hook on `db`, interleaved: the median of each. */
+/**
+ * Bare `pg_dump -Fc > /dev/null` and the backup hook on `db`, interleaved: the median of each, and
+ * the lowest and highest ratio of a backup to the bare run just before it (how much runs vary).
+ */
 async function backupVersusDump(db: TestDatabase, env: NodeJS.ProcessEnv) {
-  return withPassfile(connectionFromEnv(db.env), (childEnv) => medians(async () => {
+  const [bares, hooks] = await withPassfile(connectionFromEnv(db.env), (childEnv) => interleaved(async () => {
     const fd = openSync("/dev/null", "w");
     try {
       return await timed(join(PG_BIN, "pg_dump"), ["-Fc"], childEnv, fd);
@@ -97,6 +105,8 @@ async function backupVersusDump(db: TestDatabase, env: NodeJS.ProcessEnv) {
       closeSync(fd);
     }
   }, () => timed(HOOKS_BIN, ["backup", "--label", "bench"], env)), db.env);
+  const pairRatios = hooks.map((h, i) => h.ms / bares[i].ms);
+  return { bare: median(bares), hook: median(hooks), lowest: Math.min(...pairRatios), highest: Math.max(...pairRatios) };
 }
 
 async function main(): Promise<void> {
@@ -113,7 +123,7 @@ async function main(): Promise<void> {
     const db = await vibesDatabase(pg, 10);
     const dir = mkdtempSync(join(tmpdir(), "vibes-bench-"));
     try {
-      const [bare, hook] = await backupVersusDump(db, hookEnv(db, dir));
+      const { bare, hook } = await backupVersusDump(db, hookEnv(db, dir));
       return { bare: bare.ms, hook: hook.ms };
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -126,7 +136,7 @@ async function main(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), "vibes-bench-"));
     try {
       const env = hookEnv(db, dir);
-      const [bare, hook] = await backupVersusDump(db, env);
+      const { bare, hook, lowest, highest } = await backupVersusDump(db, env);
       const result = JSON.parse(hook.out);
       const totalRows = Object.values(result.tables as Record<string, { rows: number }>).reduce((a, t) => a + t.rows, 0);
       const [validate] = await medians(() => timed(HOOKS_BIN, ["validate", "data", "--manifest", result.manifestUri, "--id-type", "integer"], env));
@@ -146,7 +156,8 @@ async function main(): Promise<void> {
       rows.push([
         String(journals).padStart(8), String(totalRows).padStart(9), `${(result.bytes / 1048576).toFixed(1)} MiB`.padStart(10),
         `${bare.ms.toFixed(0)} ms`.padStart(9), `${hook.ms.toFixed(0)} ms`.padStart(9), `${ratio.toFixed(2)}x`.padStart(6),
-        (ratio <= TARGET_RATIO ? "PASS" : "MISS").padStart(6), `${sizeRatio.toFixed(2)}x`.padStart(9),
+        (ratio <= TARGET_RATIO ? "PASS" : "MISS").padStart(6), `${lowest.toFixed(2)}-${highest.toFixed(2)}`.padStart(10),
+        `${sizeRatio.toFixed(2)}x`.padStart(9),
         `${captureMs.toFixed(0)} ms`.padStart(11), `${((captureMs * 1000) / totalRows).toFixed(2)} us`.padStart(9),
         `${validate.ms.toFixed(0)} ms`.padStart(10), `${(hook.peakKiB / 1024).toFixed(0)} MiB`.padStart(9),
         `${(validate.peakKiB / 1024).toFixed(0)} MiB`.padStart(9), loadavg()[0].toFixed(1).padStart(5),
@@ -156,9 +167,10 @@ async function main(): Promise<void> {
       await pg.dropDatabase(db.name);
     }
   }
-  console.log(` journals      rows       dump   pg_dump    backup  ratio ${TARGET_RATIO}x beyond10 fingerprint   per row   validate  backupRSS  validRSS  load`);
+  console.log(` journals      rows       dump   pg_dump    backup  ratio ${TARGET_RATIO}x  per run  beyond10 fingerprint   per row   validate  backupRSS  validRSS  load`);
   for (const r of rows) console.log(r);
   console.log("backup = hook wall time incl. node start, verification and manifest; PASS when backup <= target x pg_dump;");
+  console.log("per run = lowest and highest ratio of a backup run to the bare run just before it;");
   console.log(`beyond10 = the same ratio for what grows with the data: both times less their own on a 10-journal database`);
   console.log(`(pg_dump ${fixed.bare.toFixed(0)} ms, backup ${fixed.hook.toFixed(0)} ms: start-up, connecting, snapshot, manifest);`);
   console.log("fingerprint = captureState alone, in-process (the manifest's counts and fingerprints); validate = `validate data`");
