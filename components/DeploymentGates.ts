@@ -63,9 +63,10 @@ export class DeploymentGates extends pulumi.ComponentResource {
       const w = safety.maintenanceWindow;
       const override = safety.maintenanceWindowOverride;
       const decision = checkWindow(w, args.now ?? new Date());
-      if (!decision.inside && override) {
+      const refused = !decision.inside || decision.tooLateToStart;
+      if (refused && override) {
         pulumi.log.warn(`maintenance window OVERRIDDEN (${describeOverride(override)}): ${decision.message}`, this);
-      } else if (!decision.inside) {
+      } else if (refused) {
         // Preview only reports: the plan may be reviewed now and applied inside the window.
         pulumi.log.warn(`${decision.message}: \`pulumi up\` now would fail at window-check before the backup; nothing would change`, this);
       } else {

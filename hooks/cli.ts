@@ -8,9 +8,18 @@ import { progress } from "./lib/progress";
 import { redact, secretsIn } from "./lib/redact";
 import { enforceWindow } from "./steps/window-check";
 
-/** Steps that change the database or the app: with VIBES_MAINTENANCE_WINDOW set they refuse to
- * start outside the window, also when a failed `pulumi up` is retried without window-check. */
-const WINDOW_GUARDED = new Set(["maintenance", "migrate", "restart", "restore"]);
+/**
+ * Steps that change the database or the app: with VIBES_MAINTENANCE_WINDOW set they refuse to
+ * run outside the window, also when a failed `pulumi up` is retried without window-check. Those
+ * that begin a deployment also refuse when less than the window's minRemaining is left. Turning
+ * maintenance mode off is never refused: it brings the app back, also after a run that overran.
+ */
+function windowGuard(step: string, args: string[]): { starting: boolean } | undefined {
+  if (step === "maintenance") return args[0] === "off" ? undefined : { starting: true };
+  if (step === "migrate") return { starting: true };
+  if (step === "restart" || step === "restore") return { starting: false };
+  return undefined;
+}
 
 export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;
 
@@ -77,8 +86,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   let result: Record<string, unknown>;
   try {
     if (!Object.hasOwn(STEPS, step)) throw new UsageError(`unknown step "${step}"`);
-    if (WINDOW_GUARDED.has(step) && env.VIBES_MAINTENANCE_WINDOW) {
-      enforceWindow(env.VIBES_MAINTENANCE_WINDOW, env.VIBES_MAINTENANCE_WINDOW_OVERRIDE || undefined, new Date(), progress(step));
+    const guard = windowGuard(step, args);
+    if (guard && env.VIBES_MAINTENANCE_WINDOW) {
+      enforceWindow(env.VIBES_MAINTENANCE_WINDOW, env.VIBES_MAINTENANCE_WINDOW_OVERRIDE || undefined, new Date(), progress(step), guard);
     }
     const out = await loadStep(step)(args, env);
     result = { ok: true, step, ...out };

@@ -12,6 +12,8 @@ export interface MaintenanceWindow {
   start: string;
   /** UTC "HH:MM"; not after `start` means the next day. */
   end: string;
+  /** "45m", "1h30m": a deployment starts only with at least this much of the window left. */
+  minRemaining?: string;
 }
 
 const MINUTE_MS = 60_000;
@@ -50,7 +52,25 @@ export function parseWindow(raw: unknown, key: string): MaintenanceWindow {
   if (value.start === value.end) {
     throw new Error(`config ${key} has start = end (${String(value.start)}): an empty window; remove ${key} to deploy at any time`);
   }
-  return { days, start: value.start as string, end: value.end as string };
+  const window: MaintenanceWindow = { days, start: value.start as string, end: value.end as string };
+  if (value.minRemaining !== undefined) {
+    const minutes = typeof value.minRemaining === "string" ? durationMinutes(value.minRemaining) : undefined;
+    if (minutes === undefined || minutes === 0) {
+      throw new Error(`config ${key}.minRemaining must be a duration like "45m" or "1h30m", got ${JSON.stringify(value.minRemaining)}`);
+    }
+    if (minutes * MINUTE_MS >= durationMs(window)) {
+      throw new Error(`config ${key}.minRemaining ${value.minRemaining} is not shorter than the window (${formatIn(durationMs(window))}): no deployment could start; shorten it`);
+    }
+    window.minRemaining = value.minRemaining as string;
+  }
+  return window;
+}
+
+/** Minutes in "1h30m", "45m", "2h"; undefined when it is not such a duration. */
+function durationMinutes(text: string): number | undefined {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?$/.exec(text.trim());
+  if (!m || (m[1] === undefined && m[2] === undefined)) return undefined;
+  return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
 }
 
 function durationMs(w: MaintenanceWindow): number {
@@ -91,7 +111,8 @@ export function nextOpening(w: MaintenanceWindow, now: Date): Date {
 }
 
 export function describeWindow(w: MaintenanceWindow): string {
-  return `${w.days.join(",")} ${w.start}-${w.end} UTC${minutesOf(w.end) <= minutesOf(w.start) ? " (closes the next day)" : ""}`;
+  const nextDay = minutesOf(w.end) <= minutesOf(w.start) ? " (closes the next day)" : "";
+  return `${w.days.join(",")} ${w.start}-${w.end} UTC${nextDay}${w.minRemaining ? `, starts with ${w.minRemaining} left at least` : ""}`;
 }
 
 function formatUtc(d: Date): string {
@@ -108,8 +129,10 @@ function formatIn(ms: number): string {
 
 export interface WindowDecision {
   inside: boolean;
+  /** Inside, but less than the window's minRemaining is left: no deployment may start. */
+  tooLateToStart: boolean;
   message: string;
-  /** ISO time of the next opening, when outside. */
+  /** ISO time of the next opening: when outside, or when too late to start. */
   nextOpening?: string;
   /** ISO time the current window closes, when inside. */
   closesAt?: string;
@@ -118,15 +141,29 @@ export interface WindowDecision {
 export function checkWindow(w: MaintenanceWindow, now: Date): WindowDecision {
   const open = currentWindow(w, now);
   if (open) {
+    const left = open.closesAt.getTime() - now.getTime();
+    const closes = `it closes ${formatUtc(open.closesAt)} (in ${formatIn(left)})`;
+    if (w.minRemaining !== undefined && left < durationMinutes(w.minRemaining)! * MINUTE_MS) {
+      const next = nextOpening(w, now);
+      return {
+        inside: true,
+        tooLateToStart: true,
+        closesAt: open.closesAt.toISOString(),
+        nextOpening: next.toISOString(),
+        message: `inside maintenance window ${describeWindow(w)} but ${closes}, less than minRemaining ${w.minRemaining}: too late to start a deployment; next opening ${formatUtc(next)}`,
+      };
+    }
     return {
       inside: true,
+      tooLateToStart: false,
       closesAt: open.closesAt.toISOString(),
-      message: `inside maintenance window ${describeWindow(w)}; it closes ${formatUtc(open.closesAt)} (in ${formatIn(open.closesAt.getTime() - now.getTime())})`,
+      message: `inside maintenance window ${describeWindow(w)}; ${closes}`,
     };
   }
   const next = nextOpening(w, now);
   return {
     inside: false,
+    tooLateToStart: false,
     nextOpening: next.toISOString(),
     message: `outside maintenance window ${describeWindow(w)} at ${formatUtc(now)}; next opening ${formatUtc(next)} (in ${formatIn(next.getTime() - now.getTime())})`,
   };

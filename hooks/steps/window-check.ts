@@ -20,11 +20,16 @@ function parseJsonFlag(flag: string, raw: string): unknown {
 export async function run(args: string[], _env: NodeJS.ProcessEnv = process.env, now: Date = new Date()): Promise<Record<string, unknown>> {
   const { values } = parseFlags("window-check", args, { window: { type: "string" }, override: { type: "string" } });
   const rawWindow = requireFlag("window-check", values.window, "--window", `'{"days":["sat","sun"],"start":"22:00","end":"02:00"}'`);
-  return enforceWindow(rawWindow, values.override, now, progress("window-check"));
+  return enforceWindow(rawWindow, values.override, now, progress("window-check"), { starting: true });
 }
 
-/** Fails (nothing changed) outside the window unless an audited override is given. */
-export function enforceWindow(rawWindow: string, rawOverride: string | undefined, now: Date, log: (msg: string) => void): Record<string, unknown> {
+/**
+ * Fails (nothing changed) outside the window unless an audited override is given; `starting`
+ * (what begins a deployment: this stage, maintenance on, migrate) also fails inside it when less
+ * than its minRemaining is left.
+ */
+export function enforceWindow(rawWindow: string, rawOverride: string | undefined, now: Date, log: (msg: string) => void,
+  opts: { starting: boolean }): Record<string, unknown> {
   let window;
   let override;
   try {
@@ -35,14 +40,15 @@ export function enforceWindow(rawWindow: string, rawOverride: string | undefined
     throw new UsageError(`window-check: ${(err as Error).message}`);
   }
   const decision = checkWindow(window, now);
-  if (!decision.inside && !override) {
+  const refused = !decision.inside || (opts.starting && decision.tooLateToStart);
+  if (refused && !override) {
     throw new StepError(
       `${decision.message}; nothing was changed`,
       `run pulumi up again after ${decision.nextOpening}, or set config maintenanceWindowOverride {reason, approvedBy, ticket} for an emergency`,
-      { details: { inside: false, nextOpening: decision.nextOpening } },
+      { details: { inside: decision.inside, nextOpening: decision.nextOpening } },
     );
   }
-  if (!decision.inside && override) log(`OVERRIDDEN (${describeOverride(override)}): ${decision.message}`);
+  if (refused) log(`OVERRIDDEN (${describeOverride(override!)}): ${decision.message}`);
   else log(decision.message);
-  return { inside: decision.inside, overridden: !decision.inside, nextOpening: decision.nextOpening ?? null, closesAt: decision.closesAt ?? null, message: decision.message };
+  return { inside: decision.inside, overridden: refused, nextOpening: decision.nextOpening ?? null, closesAt: decision.closesAt ?? null, message: decision.message };
 }

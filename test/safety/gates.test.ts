@@ -137,6 +137,15 @@ describe("deployment gates under mocks (prod stack file)", () => {
     assert.match(String(check?.inputs.create), /--override '\{"reason":"sev1","approvedBy":"cto","ticket":"OPS-10"\}'$/);
   });
 
+  it("passes the window's minRemaining on to window-check; a malformed one fails the plan naming the key", async () => {
+    const window = { days: ["sat", "sun"], start: "22:00", end: "02:00", minRemaining: "1h" };
+    const { errors, seen } = await plan({}, { maintenanceWindow: JSON.stringify(window) });
+    assert.deepEqual(errors, []);
+    assert.equal(seen.find((s) => s.name === "gates-window-check")?.inputs.create, `bin/vibes-hooks window-check --window '${JSON.stringify(window)}'`);
+    await assert.rejects(plan({}, { maintenanceWindow: JSON.stringify({ ...window, minRemaining: "soon" }) }),
+      /invalid configuration for stack prod[\s\S]*maintenanceWindow\.minRemaining must be a duration like "45m"/);
+  });
+
   it("rejects prod without a promotion gate or monitoring, naming the keys", async () => {
     await setup("test", {});
     const { config: raw } = stackConfig("prod", { promotionTestStack: "", monitoringEnabled: "false" });

@@ -44,7 +44,23 @@ describe("maintenance window", () => {
     assert.match(inside.message, /closes sun 2024-01-07 02:00 UTC \(in 1h\)/);
   });
 
+  it("with minRemaining, is too late to start a deployment when less than that is left", () => {
+    const w = parseWindow({ days: ["sat", "sun"], start: "22:00", end: "02:00", minRemaining: "1h30m" }, "maintenanceWindow");
+    const early = checkWindow(w, at("2024-01-07T00:29:00Z")); // Sun 00:29: 1h31m left
+    assert.deepEqual([early.inside, early.tooLateToStart], [true, false]);
+    const late = checkWindow(w, at("2024-01-07T00:31:00Z")); // 1h29m left
+    assert.deepEqual([late.inside, late.tooLateToStart, late.nextOpening], [true, true, "2024-01-07T22:00:00.000Z"]);
+    assert.match(late.message, /closes sun 2024-01-07 02:00 UTC \(in 1h 29m\), less than minRemaining 1h30m: too late to start a deployment; next opening sun 2024-01-07 22:00 UTC/);
+    assert.equal(checkWindow(w, at("2024-01-05T12:00:00Z")).tooLateToStart, false, "outside is its own refusal");
+    assert.equal(parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "45m" }, "maintenanceWindow").minRemaining, "45m");
+  });
+
   it("rejects malformed config naming the key and the fix", () => {
+    assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "an hour" }, "maintenanceWindow"),
+      /maintenanceWindow\.minRemaining must be a duration like "45m" or "1h30m", got "an hour"/);
+    assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "0m" }, "maintenanceWindow"), /minRemaining must be a duration/);
+    assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "4h" }, "maintenanceWindow"),
+      /maintenanceWindow\.minRemaining 4h is not shorter than the window \(4h\): no deployment could start/);
     assert.throws(() => parseWindow({ days: ["saturday"], start: "22:00", end: "02:00" }, "maintenanceWindow"), /maintenanceWindow\.days has "saturday"; use three-letter/);
     assert.throws(() => parseWindow({ days: [], start: "22:00", end: "02:00" }, "maintenanceWindow"), /maintenanceWindow\.days must be a non-empty list/);
     assert.throws(() => parseWindow({ days: ["sat"], start: "24:00", end: "02:00" }, "maintenanceWindow"), /maintenanceWindow\.start must be a UTC time "HH:MM"/);

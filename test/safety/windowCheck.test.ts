@@ -24,6 +24,19 @@ describe("window-check step", () => {
     assert.deepEqual([r.inside, r.overridden, r.nextOpening], [false, true, "2024-01-06T22:00:00.000Z"]);
   });
 
+  it("inside the window, refuses to start with less than minRemaining left; an override lets it", async () => {
+    const w = JSON.stringify({ days: ["sat", "sun"], start: "22:00", end: "02:00", minRemaining: "45m" });
+    const enough = await windowCheck(["--window", w], {}, new Date("2024-01-07T01:00:00Z"));
+    assert.deepEqual([enough.inside, enough.overridden], [true, false]);
+    await assert.rejects(windowCheck(["--window", w], {}, new Date("2024-01-07T01:30:00Z")), (e: StepError) => {
+      assert.match(e.message, /\(in 30m\), less than minRemaining 45m: too late to start a deployment.*; nothing was changed/);
+      assert.match(e.next, /after 2024-01-07T22:00:00.000Z, or set config maintenanceWindowOverride/);
+      return true;
+    });
+    const overridden = await windowCheck(["--window", w, "--override", override], {}, new Date("2024-01-07T01:30:00Z"));
+    assert.deepEqual([overridden.inside, overridden.overridden], [true, true]);
+  });
+
   it("rejects bad flags as usage errors naming the key", async () => {
     await assert.rejects(windowCheck([], {}), /--window is required/);
     await assert.rejects(windowCheck(["--window", "{nope"], {}), /--window is not JSON/);
