@@ -214,12 +214,10 @@ export async function captureState(client: Client, tables: string[], reference?:
     throw new StepError(`the server is PostgreSQL ${major}; the manifest's fingerprints need PostgreSQL ${MIN_SERVER_MAJOR} or later (hash_record_extended)`,
       `upgrade the server to PostgreSQL ${MIN_SERVER_MAJOR} or later before this deployment`);
   }
-  for (const [name, value] of STABLE_SETTINGS) {
-    await client.query("SELECT set_config($1, $2, false)", [name, value]);
-  }
   // On large tables the planner would JIT-compile each query: that costs more than it saves on
   // hashing, and it is CPU taken from pg_dump while the backup runs.
-  await client.query("SET jit = off");
+  const settings: [string, string][] = [...STABLE_SETTINGS, ["jit", "off"]];
+  await client.query(`SELECT ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ")}`, settings.flat());
   const oids = await tableOids(client, tables);
   const constraints = await readConstraints(client, [...oids.values()]);
   const indexes = await readIndexes(client, [...oids.values()]);
