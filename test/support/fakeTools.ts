@@ -32,7 +32,6 @@ export function oldPgDump(major = 12): string {
  */
 export function spyPgDump(log: string): string {
   return script([
-    `if [ "$1" = "--version" ]; then exec ${REAL_PG_DUMP} --version; fi`,
     `printf '%s\\n' "$0" "$@" > '${log}.args'`,
     `env > '${log}.env'`,
     `stat -c %a "$PGPASSFILE" > '${log}.mode' 2>&1`,
@@ -44,7 +43,6 @@ export function spyPgDump(log: string): string {
 /** Writes only the first `bytes` of a real dump, then exits with `code` (0: a silent truncation). */
 export function truncatingPgDump(bytes: number, code: number): string {
   return script([
-    `if [ "$1" = "--version" ]; then exec ${REAL_PG_DUMP} --version; fi`,
     `${REAL_PG_DUMP} "$@" | head -c ${bytes}`,
     code === 0 ? "exit 0" : `echo "pg_dump: error: simulated failure" >&2; exit ${code}`,
   ].join("\n"));
