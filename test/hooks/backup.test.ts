@@ -46,7 +46,7 @@ describe("vibes-hooks backup", function () {
     assert.equal(createHash("sha256").update(dump).digest("hex"), res.json.sha256);
     assert.equal(dump.subarray(0, 5).toString(), "PGDMP", "custom-format archive");
     const manifest = JSON.parse(readFileSync(fileURLToPath(res.json.manifestUri), "utf8"));
-    assert.equal(manifest.format, 3);
+    assert.equal(manifest.format, 4);
     assert.deepEqual(manifest.dump, { uri: res.json.uri, sha256: res.json.sha256, bytes: res.json.bytes });
     assert.deepEqual(manifest.tables.journals.keyColumns, ["id", "user_id"]);
     assert.deepEqual(manifest.tables.journals.contentColumns, ["content", "created_at", "title"]);

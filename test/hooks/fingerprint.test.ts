@@ -15,7 +15,7 @@ describe("manifest fingerprints", function () {
   let pg: PgCluster;
   let db: TestDatabase;
   let client: Client;
-  const TABLES = ["owners", "items", "links"];
+  const TABLES = ["owners", "items", "links", "people", "notes"];
 
   before(async () => {
     pg = await getCluster();
@@ -24,19 +24,24 @@ describe("manifest fingerprints", function () {
       SET ROLE vibes;
       CREATE TYPE mood AS ENUM ('calm', 'busy');
       CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE DOMAIN ci_text AS text COLLATE ci;
       CREATE TABLE owners (id serial PRIMARY KEY);
       CREATE TABLE items (
         id serial PRIMARY KEY, owner_id int REFERENCES owners(id),
         name text COLLATE ci, code char(4), qty numeric, ratio double precision, ok boolean, at timestamptz,
-        span interval, blob bytea, doc jsonb, raw json, tags text[], m mood, ref uuid);
+        span interval, blob bytea, doc jsonb, raw json, tags text[], m mood, ref uuid, alias ci_text);
       CREATE TABLE links (item_id int REFERENCES items(id), owner_id int REFERENCES owners(id));
       INSERT INTO owners SELECT FROM generate_series(1, 3);
-      INSERT INTO items (owner_id, name, code, qty, ratio, ok, at, span, blob, doc, raw, tags, m, ref)
+      INSERT INTO items (owner_id, name, code, qty, ratio, ok, at, span, blob, doc, raw, tags, m, ref, alias)
         SELECT 1 + g % 3, 'Name ' || g, 'c' || g, g * 1.5, g / 7.0, g % 2 = 0, '2026-01-01 00:00:00+00'::timestamptz + g * interval '1 hour',
                g * interval '1 minute', decode(md5(g::text), 'hex'), jsonb_build_object('g', g), json_build_object('g', g),
-               ARRAY['a' || g, 'b'], (ARRAY['calm', 'busy'])[1 + g % 2]::mood, md5(g::text)::uuid
+               ARRAY['a' || g, 'b'], (ARRAY['calm', 'busy'])[1 + g % 2]::mood, md5(g::text)::uuid, 'Alias ' || g
           FROM generate_series(1, 50) g;
       INSERT INTO links SELECT id, owner_id FROM items WHERE id % 5 = 0;
+      CREATE TABLE people (id serial PRIMARY KEY, email text);
+      CREATE TABLE notes (id serial PRIMARY KEY, person_id int REFERENCES people(id), body text, at timestamptz);
+      INSERT INTO people (email) SELECT 'p' || g || '@x.org' FROM generate_series(1, 3) g;
+      INSERT INTO notes (person_id, body, at) SELECT 1 + g % 3, 'note ' || g, '2026-01-01'::timestamptz + g * interval '1 day' FROM generate_series(1, 6) g;
     `);
     client = await connect(connectionFromEnv(db.env));
   });
@@ -76,12 +81,27 @@ describe("manifest fingerprints", function () {
     assert.deepEqual(await capture(), before, "rolled back: the same fingerprints again");
   });
 
-  it("sees a change of case under a case-insensitive collation, and a NULL", async () => {
+  it("sees a change of case under a case-insensitive collation (also through a domain), and a NULL", async () => {
     const before = await capture();
     const upper = await withChange("UPDATE items SET name = upper(name) WHERE id = 3");
     assert.notEqual(upper.tables.items.contentFingerprint, before.tables.items.contentFingerprint);
+    const upperAlias = await withChange("UPDATE items SET alias = upper(alias) WHERE id = 3");
+    assert.notEqual(upperAlias.tables.items.contentFingerprint, before.tables.items.contentFingerprint);
     const nulled = await withChange("UPDATE items SET doc = NULL WHERE id = 3");
     assert.notEqual(nulled.tables.items.contentFingerprint, before.tables.items.contentFingerprint);
+  });
+
+  it("sees values swapped between rows and children swapped between parents (same values per column)", async () => {
+    const before = await capture();
+    // Notes 1 and 2 belong to people 2 and 3 and have different bodies and times.
+    const bodies = await withChange("UPDATE notes SET body = CASE id WHEN 1 THEN 'note 2' ELSE 'note 1' END WHERE id IN (1, 2)");
+    assert.notEqual(bodies.tables.notes.contentFingerprint, before.tables.notes.contentFingerprint, "two notes swapped bodies");
+    const owners = await withChange("UPDATE notes SET person_id = CASE id WHEN 1 THEN 3 ELSE 2 END WHERE id IN (1, 2)");
+    assert.equal(owners.tables.notes.contentFingerprint, before.tables.notes.contentFingerprint, "the notes themselves are unchanged");
+    assert.notEqual(owners.tables.notes.relationshipFingerprint, before.tables.notes.relationshipFingerprint, "two notes swapped people");
+    const emails = await withChange("UPDATE people SET email = CASE id WHEN 1 THEN 'p2@x.org' ELSE 'p1@x.org' END WHERE id IN (1, 2)");
+    assert.equal(emails.tables.people.contentFingerprint, before.tables.people.contentFingerprint, "people's emails as a set are unchanged");
+    assert.notEqual(emails.tables.notes.relationshipFingerprint, before.tables.notes.relationshipFingerprint, "but their notes now belong to other emails");
   });
 
   it("is the same in another session with other date, time zone and float settings, and after the rows move on disk", async () => {

@@ -96,7 +96,7 @@ describe("vibes-hooks verify-restore and restore", function () {
     const verify = await runHooks("verify-restore", ["--uri", uri], env);
     assert.equal(verify.code, 0, verify.stderr);
     assert.equal(verify.json.fingerprintsCompared, false);
-    assert.match(verify.stderr, /manifest is format 2: row counts, schema and revision are compared, its fingerprints \(format 3 here\) are not/);
+    assert.match(verify.stderr, /manifest is format 2: row counts, schema and revision are compared, its fingerprints \(format 4 here\) are not/);
     const names = verify.json.checks.map((c: { name: string }) => c.name);
     assert.ok(names.includes("data.rows.journals") && names.includes("revision"));
     assert.ok(!names.some((n: string) => n.startsWith("data.content.")), names.join());
@@ -116,7 +116,7 @@ describe("vibes-hooks verify-restore and restore", function () {
     }
 
     const validate = await runHooks("validate", ["data", "--manifest", `${uri}.manifest.json`, "--id-type", "integer"], db.env);
-    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 3 fingerprints/);
+    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 4 fingerprints/);
   });
 
   describe("restore", () => {
