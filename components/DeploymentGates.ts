@@ -64,11 +64,12 @@ export class DeploymentGates extends pulumi.ComponentResource {
       const override = safety.maintenanceWindowOverride;
       const decision = checkWindow(w, args.now ?? new Date());
       const refused = !decision.inside || decision.tooLateToStart;
+      const message = decision.startRefusal ?? decision.message;
       if (refused && override) {
-        pulumi.log.warn(`maintenance window OVERRIDDEN (${describeOverride(override)}): ${decision.message}`, this);
+        pulumi.log.warn(`maintenance window OVERRIDDEN (${describeOverride(override)}): ${message}`, this);
       } else if (refused) {
         // Preview only reports: the plan may be reviewed now and applied inside the window.
-        pulumi.log.warn(`${decision.message}: \`pulumi up\` now would fail at window-check before the backup; nothing would change`, this);
+        pulumi.log.warn(`${message}: \`pulumi up\` now would fail at window-check before the backup; nothing would change`, this);
       } else {
         pulumi.log.info(decision.message, this);
       }

@@ -10,14 +10,15 @@ import { enforceWindow } from "./steps/window-check";
 
 /**
  * Steps that change the database or the app: with VIBES_MAINTENANCE_WINDOW set they refuse to
- * run outside the window, also when a failed `pulumi up` is retried without window-check. Those
- * that begin a deployment also refuse when less than the window's minRemaining is left. Turning
- * maintenance mode off is never refused: it brings the app back, also after a run that overran.
+ * run outside the window, also when a failed `pulumi up` is retried without window-check.
+ * Maintenance on begins a deployment: it also refuses when less than the window's minRemaining
+ * is left. Migrate does not: the backup before it may have used that time, and stopping there
+ * would leave the app in maintenance mode. Turning maintenance mode off is never refused: it
+ * brings the app back, also after a run that overran.
  */
 function windowGuard(step: string, args: string[]): { starting: boolean } | undefined {
   if (step === "maintenance") return args[0] === "off" ? undefined : { starting: true };
-  if (step === "migrate") return { starting: true };
-  if (step === "restart" || step === "restore") return { starting: false };
+  if (step === "migrate" || step === "restart" || step === "restore") return { starting: false };
   return undefined;
 }
 

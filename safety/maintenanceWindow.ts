@@ -132,6 +132,8 @@ export interface WindowDecision {
   /** Inside, but less than the window's minRemaining is left: no deployment may start. */
   tooLateToStart: boolean;
   message: string;
+  /** When too late to start: why, for what begins a deployment (`message` stays the plain one). */
+  startRefusal?: string;
   /** ISO time of the next opening: when outside, or when too late to start. */
   nextOpening?: string;
   /** ISO time the current window closes, when inside. */
@@ -142,23 +144,19 @@ export function checkWindow(w: MaintenanceWindow, now: Date): WindowDecision {
   const open = currentWindow(w, now);
   if (open) {
     const left = open.closesAt.getTime() - now.getTime();
-    const closes = `it closes ${formatUtc(open.closesAt)} (in ${formatIn(left)})`;
+    // Whole minutes left, rounded down: "in 59m", never "in 1h" when 59.5 minutes are left.
+    const closes = `it closes ${formatUtc(open.closesAt)} (in ${formatIn(Math.floor(left / MINUTE_MS) * MINUTE_MS)})`;
+    const inside = { inside: true, closesAt: open.closesAt.toISOString(), message: `inside maintenance window ${describeWindow(w)}; ${closes}` };
     if (w.minRemaining !== undefined && left < durationMinutes(w.minRemaining)! * MINUTE_MS) {
       const next = nextOpening(w, now);
       return {
-        inside: true,
+        ...inside,
         tooLateToStart: true,
-        closesAt: open.closesAt.toISOString(),
         nextOpening: next.toISOString(),
-        message: `inside maintenance window ${describeWindow(w)} but ${closes}, less than minRemaining ${w.minRemaining}: too late to start a deployment; next opening ${formatUtc(next)}`,
+        startRefusal: `inside maintenance window ${describeWindow(w)} but ${closes}, less than minRemaining ${w.minRemaining}: too late to start a deployment; next opening ${formatUtc(next)}`,
       };
     }
-    return {
-      inside: true,
-      tooLateToStart: false,
-      closesAt: open.closesAt.toISOString(),
-      message: `inside maintenance window ${describeWindow(w)}; ${closes}`,
-    };
+    return { ...inside, tooLateToStart: false };
   }
   const next = nextOpening(w, now);
   return {

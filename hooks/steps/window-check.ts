@@ -25,8 +25,8 @@ export async function run(args: string[], _env: NodeJS.ProcessEnv = process.env,
 
 /**
  * Fails (nothing changed) outside the window unless an audited override is given; `starting`
- * (what begins a deployment: this stage, maintenance on, migrate) also fails inside it when less
- * than its minRemaining is left.
+ * (what begins a deployment: this stage and maintenance on) also fails inside it when less than
+ * its minRemaining is left.
  */
 export function enforceWindow(rawWindow: string, rawOverride: string | undefined, now: Date, log: (msg: string) => void,
   opts: { starting: boolean }): Record<string, unknown> {
@@ -40,15 +40,17 @@ export function enforceWindow(rawWindow: string, rawOverride: string | undefined
     throw new UsageError(`window-check: ${(err as Error).message}`);
   }
   const decision = checkWindow(window, now);
-  const refused = !decision.inside || (opts.starting && decision.tooLateToStart);
+  const tooLate = opts.starting && decision.tooLateToStart;
+  const refused = !decision.inside || tooLate;
+  const message = tooLate ? decision.startRefusal! : decision.message;
   if (refused && !override) {
     throw new StepError(
-      `${decision.message}; nothing was changed`,
+      `${message}; nothing was changed`,
       `run pulumi up again after ${decision.nextOpening}, or set config maintenanceWindowOverride {reason, approvedBy, ticket} for an emergency`,
       { details: { inside: decision.inside, nextOpening: decision.nextOpening } },
     );
   }
-  if (refused) log(`OVERRIDDEN (${describeOverride(override!)}): ${decision.message}`);
-  else log(decision.message);
-  return { inside: decision.inside, overridden: refused, nextOpening: decision.nextOpening ?? null, closesAt: decision.closesAt ?? null, message: decision.message };
+  if (refused) log(`OVERRIDDEN (${describeOverride(override!)}): ${message}`);
+  else log(message);
+  return { inside: decision.inside, overridden: refused, nextOpening: decision.nextOpening ?? null, closesAt: decision.closesAt ?? null, message };
 }
