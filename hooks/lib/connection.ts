@@ -159,6 +159,19 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
   return client;
 }
 
+/**
+ * Ends another session of ours (pg_terminate_backend, from a connection of its own): a step that
+ * has failed must not wait for that session's long query, idle or running, to finish first.
+ */
+export async function terminateSession(settings: ConnectionSettings, pid: number): Promise<void> {
+  const other = await connect(settings, { applicationName: "vibes-hooks cleanup", connectTimeoutMs: 5000 });
+  try {
+    await other.query("SELECT pg_terminate_backend($1)", [pid]);
+  } finally {
+    await other.end().catch(() => undefined);
+  }
+}
+
 function connectError(s: ConnectionSettings, err: unknown): StepError {
   const e = err as { code?: string; message?: string };
   const where = `${s.host}:${s.port}/${s.database} as ${s.user}`;

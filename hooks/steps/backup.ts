@@ -13,7 +13,7 @@ import { PassThrough, Transform } from "node:stream";
 import type { Client, QueryResult } from "pg";
 import { parseFlags } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
-import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
+import { connect, connectionFromEnv, terminateSession, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { captureState, MANIFEST_FORMAT, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
 import { pgTool } from "../lib/pgTools";
@@ -74,8 +74,9 @@ export async function createBackup(
     // pg_dump (compression, single-threaded) is the critical path and needs a core of its own;
     // parallel workers for the fingerprints would take CPU from it and finish no sooner overall.
     const begun = (await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-      SET LOCAL max_parallel_workers_per_gather = 0; SELECT pg_export_snapshot() AS s`)) as unknown as QueryResult[];
+      SET LOCAL max_parallel_workers_per_gather = 0; SELECT pg_export_snapshot() AS s, pg_backend_pid() AS pid`)) as unknown as QueryResult[];
     const snapshot = begun[2].rows[0].s as string;
+    const sessionPid = begun[2].rows[0].pid as number;
     await tableOids(client, tables); // fail on a missing table before anything is written
     const revision = await currentRevision(client);
     const createdAt = new Date();
@@ -83,7 +84,7 @@ export async function createBackup(
     log(`revision ${revision ?? "(none)"}; dumping ${settings.database} to ${store.uriFor(name)}`);
 
     const dumped = await withPassfile(settings, (childEnv) =>
-      dumpAndVerify({ client, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
+      dumpAndVerify({ client, settings, sessionPid, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
     env);
     await client.query("COMMIT");
     // The session has served its purpose: it closes while the manifest is written.
@@ -122,6 +123,9 @@ export async function createBackup(
 
 interface DumpJob {
   client: Client;
+  settings: ConnectionSettings;
+  /** The backend of `client`'s session, which runs the fingerprint queries. */
+  sessionPid: number;
   store: BackupStore;
   name: string;
   tables: string[];
@@ -172,7 +176,8 @@ async function dumpAndVerify(job: DumpJob) {
   dump.catch((err) => tee.destroy(err));
 
   const ticker = setInterval(() => log(`${formatBytes(bytes)} dumped and streamed`), 5000);
-  const state = captureState(job.client, job.tables);
+  let stateSettled = false;
+  const state = captureState(job.client, job.tables).finally(() => (stateSettled = true));
   const put = store.put(name, tee);
   try {
     const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
@@ -189,11 +194,14 @@ async function dumpAndVerify(job: DumpJob) {
     log(`dump verified (pg_restore read all ${formatBytes(bytes)})`);
     return { uri, sha256: hash.digest("hex"), bytes, state: captured };
   } catch (err) {
-    // Stop whatever still runs, then remove anything stored under the name.
+    // Stop whatever still runs, then remove anything stored under the name. The fingerprint pass
+    // may have minutes to go on a large database (or wait on a lock): its session is ended
+    // rather than waited for.
     stop.abort();
     tee.destroy(err as Error);
     raw.destroy();
     verifyIn.destroy();
+    if (!stateSettled) await terminateSession(job.settings, job.sessionPid).catch(() => undefined);
     await Promise.allSettled([put, dump, verify, state]);
     await store.remove(uri).catch(() => undefined);
     log(`failed; removed ${uri}`);

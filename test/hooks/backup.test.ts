@@ -98,6 +98,22 @@ describe("vibes-hooks backup", function () {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  it("a failed backup does not wait for its fingerprint pass: that session is ended", async () => {
+    // The fingerprints would wait on this lock for as long as it is held.
+    const locker = await pg.adminClient(db.name);
+    try {
+      await locker.query("BEGIN; LOCK TABLE tags IN ACCESS EXCLUSIVE MODE");
+      const res = await runHooks("backup", [], localEnv({ VIBES_PG_DUMP: oldPgDump(12) }));
+      assertFailed(res, "backup", /pg_dump.* is version 12 but the server is PostgreSQL 15/);
+      const left = await pg.query(db.name, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'vibes-hooks backup'");
+      assert.equal(left[0].n, 0, "the backup's session is still there");
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      await locker.query("ROLLBACK");
+      await locker.end();
+    }
+  });
+
   it("a dump truncated without an error is caught by reading it in full; nothing is left", async () => {
     const res = await runHooks("backup", [], localEnv({ VIBES_PG_DUMP: truncatingPgDump(4000, 0) }));
     assertFailed(res, "backup", /failed verification: pg_restore could not read it in full/);
