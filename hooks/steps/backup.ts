@@ -183,6 +183,10 @@ async function dumpAndVerify(job: DumpJob) {
     const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
     if (dumpRes.code !== 0) throw dumpError(dumpRes, job.pgDump);
     if (verifyRes.code !== 0) {
+      if (/unsupported version \([\d.]+\) in file header/.test(verifyRes.stderr)) {
+        throw new StepError(`${job.pgRestore} is older than ${job.pgDump}: it cannot read the archive (${stderrSummary(verifyRes.stderr, 1)})`,
+          "use pg_dump and pg_restore of the same PostgreSQL version (VIBES_PG_BIN, or VIBES_PG_DUMP and VIBES_PG_RESTORE), then rerun the backup");
+      }
       throw new StepError(`the dump failed verification: pg_restore could not read it in full (${stderrSummary(verifyRes.stderr)})`,
         "the dump is unusable: check pg_dump's output above and disk space, then rerun the backup");
     }

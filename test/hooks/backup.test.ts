@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
-import { oldPgDump, spyPgDump, truncatingPgDump } from "../support/fakeTools";
+import { oldPgDump, oldPgRestore, spyPgDump, truncatingPgDump } from "../support/fakeTools";
 import { startFaultyProxy, startS3, type TestS3 } from "../support/s3";
 import { freePort } from "../support/net";
 
@@ -112,6 +112,13 @@ describe("vibes-hooks backup", function () {
       await locker.query("ROLLBACK");
       await locker.end();
     }
+  });
+
+  it("a verifying pg_restore older than pg_dump is named as the cause; nothing is left", async () => {
+    const res = await runHooks("backup", [], localEnv({ VIBES_PG_RESTORE: oldPgRestore() }));
+    assertFailed(res, "backup", /pg_restore is older than .*pg_dump: it cannot read the archive \(pg_restore: error: unsupported version \(1\.16\) in file header\)/);
+    assert.match(res.json.next, /same PostgreSQL version/);
+    assert.deepEqual(readdirSync(dir), []);
   });
 
   it("a dump truncated without an error is caught by reading it in full; nothing is left", async () => {

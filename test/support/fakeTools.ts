@@ -1,6 +1,6 @@
 /**
- * Stand-ins for pg_dump, placed via VIBES_PG_DUMP, that wrap the real one to simulate failures
- * or record how it was called. Each returns the script's path.
+ * Stand-ins for pg_dump and pg_restore, placed via VIBES_PG_DUMP / VIBES_PG_RESTORE, that simulate
+ * failures or record how they were called. Each returns the script's path.
  */
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,8 +9,8 @@ import { PG_BIN } from "./pgCluster";
 
 export const REAL_PG_DUMP = join(PG_BIN, "pg_dump");
 
-function script(body: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "vibes-fake-")), "pg_dump");
+function script(body: string, name = "pg_dump"): string {
+  const path = join(mkdtempSync(join(tmpdir(), "vibes-fake-")), name);
   writeFileSync(path, `#!/bin/sh\n${body}\n`);
   chmodSync(path, 0o755);
   return path;
@@ -46,4 +46,13 @@ export function truncatingPgDump(bytes: number, code: number): string {
     `${REAL_PG_DUMP} "$@" | head -c ${bytes}`,
     code === 0 ? "exit 0" : `echo "pg_dump: error: simulated failure" >&2; exit ${code}`,
   ].join("\n"));
+}
+
+/** A pg_restore older than the archive it is given: fails as one would, after reading its header. */
+export function oldPgRestore(): string {
+  return script([
+    "cat > /dev/null",
+    `echo "pg_restore: error: unsupported version (1.16) in file header" >&2`,
+    "exit 1",
+  ].join("\n"), "pg_restore");
 }
