@@ -70,6 +70,7 @@ export function parseWindow(raw: unknown, key: string): MaintenanceWindow {
 function durationMinutes(text: string): number | undefined {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?$/.exec(text.trim());
   if (!m || (m[1] === undefined && m[2] === undefined)) return undefined;
+  if (m[1] !== undefined && m[2] !== undefined && Number(m[2]) >= 60) return undefined; // "1h90m": say "2h30m"
   return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
 }
 

@@ -254,7 +254,10 @@ export async function captureState(client: Client, tables: string[], reference?:
     const tableFks = fks.filter((f) => f.table === table);
     const needed = [
       ...contentColumns.map((c) => [table, c]),
-      ...tableFks.flatMap((f) => contentOf(f.references!.table).map((c) => [f.references!.table, c])),
+      ...tableFks.flatMap((f) => [
+        ...f.columns.map((c) => [table, c]),
+        ...[...f.references!.columns, ...contentOf(f.references!.table)].map((c) => [f.references!.table, c]),
+      ]),
     ];
     const missing = needed.filter(([t, c]) => !columns.get(t)?.has(c)).map(([t, c]) => `${t}.${c}`);
     if (missing.length > 0) {

@@ -126,6 +126,14 @@ describe("manifest fingerprints", function () {
     assert.notEqual(orphaned.tables.links.relationshipFingerprint, before.tables.links.relationshipFingerprint);
   });
 
+  it("a key column the reference follows but the database lacks is reported, not an SQL error", async () => {
+    const before = await capture();
+    const renamed = await withChange("ALTER TABLE notes RENAME COLUMN person_id TO owner_id", before);
+    assert.match(renamed.tables.notes.relationshipFingerprint, /^columns missing: notes\.person_id$/);
+    assert.equal(renamed.tables.notes.rows, before.tables.notes.rows);
+    assert.equal(renamed.tables.people.contentFingerprint, before.tables.people.contentFingerprint);
+  });
+
   it("refuses a server older than PostgreSQL 14 before reading anything", async () => {
     const queries: string[] = [];
     const old = { query: async (sql: string) => (queries.push(sql), { rows: [{ v: 130011 }] }) } as unknown as Client;

@@ -62,6 +62,8 @@ describe("maintenance window", () => {
     assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "an hour" }, "maintenanceWindow"),
       /maintenanceWindow\.minRemaining must be a duration like "45m" or "1h30m", got "an hour"/);
     assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "0m" }, "maintenanceWindow"), /minRemaining must be a duration/);
+    assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "1h90m" }, "maintenanceWindow"), /minRemaining must be a duration/);
+    assert.equal(parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "90m" }, "maintenanceWindow").minRemaining, "90m");
     assert.throws(() => parseWindow({ days: ["sat"], start: "22:00", end: "02:00", minRemaining: "4h" }, "maintenanceWindow"),
       /maintenanceWindow\.minRemaining 4h is not shorter than the window \(4h\): no deployment could start/);
     assert.throws(() => parseWindow({ days: ["saturday"], start: "22:00", end: "02:00" }, "maintenanceWindow"), /maintenanceWindow\.days has "saturday"; use three-letter/);
