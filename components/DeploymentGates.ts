@@ -63,7 +63,7 @@ export class DeploymentGates extends pulumi.ComponentResource {
       const w = safety.maintenanceWindow;
       const override = safety.maintenanceWindowOverride;
       const decision = checkWindow(w, args.now ?? new Date());
-      const refused = !decision.inside || decision.tooLateToStart;
+      const refused = !decision.inside || decision.startRefusal !== undefined;
       const message = decision.startRefusal ?? decision.message;
       if (refused && override) {
         pulumi.log.warn(`maintenance window OVERRIDDEN (${describeOverride(override)}): ${message}`, this);

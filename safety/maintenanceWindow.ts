@@ -130,10 +130,11 @@ function formatIn(ms: number): string {
 
 export interface WindowDecision {
   inside: boolean;
-  /** Inside, but less than the window's minRemaining is left: no deployment may start. */
-  tooLateToStart: boolean;
   message: string;
-  /** When too late to start: why, for what begins a deployment (`message` stays the plain one). */
+  /**
+   * Set inside the window when less than its minRemaining is left: why no deployment may start
+   * (`message` stays the plain one, for what may still run).
+   */
   startRefusal?: string;
   /** ISO time of the next opening: when outside, or when too late to start. */
   nextOpening?: string;
@@ -152,17 +153,15 @@ export function checkWindow(w: MaintenanceWindow, now: Date): WindowDecision {
       const next = nextOpening(w, now);
       return {
         ...inside,
-        tooLateToStart: true,
         nextOpening: next.toISOString(),
         startRefusal: `inside maintenance window ${describeWindow(w)} but ${closes}, less than minRemaining ${w.minRemaining}: too late to start a deployment; next opening ${formatUtc(next)}`,
       };
     }
-    return { ...inside, tooLateToStart: false };
+    return inside;
   }
   const next = nextOpening(w, now);
   return {
     inside: false,
-    tooLateToStart: false,
     nextOpening: next.toISOString(),
     message: `outside maintenance window ${describeWindow(w)} at ${formatUtc(now)}; next opening ${formatUtc(next)} (in ${formatIn(next.getTime() - now.getTime())})`,
   };

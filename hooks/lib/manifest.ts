@@ -231,7 +231,9 @@ export async function captureState(client: Client, tables: string[], reference?:
   const fks = (reference?.schema.constraints ?? constraints)
     .filter((c) => c.type === "FOREIGN KEY" && tables.includes(c.table))
     // Code-point order, not the locale's: backup and validate must order them alike anywhere.
-    .sort((a, b) => (a.columns.join(",") < b.columns.join(",") ? -1 : a.columns.join(",") > b.columns.join(",") ? 1 : 0));
+    .map((c) => ({ c, key: c.columns.join(",") }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map(({ c }) => c);
 
   // Content columns of referenced tables outside the covered set: everything but their keys.
   const refOids = await tableOids(client, [...new Set(fks.map((f) => f.references!.table))]);

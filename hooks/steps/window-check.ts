@@ -40,9 +40,9 @@ export function enforceWindow(rawWindow: string, rawOverride: string | undefined
     throw new UsageError(`window-check: ${(err as Error).message}`);
   }
   const decision = checkWindow(window, now);
-  const tooLate = opts.starting && decision.tooLateToStart;
-  const refused = !decision.inside || tooLate;
-  const message = tooLate ? decision.startRefusal! : decision.message;
+  const tooLate = opts.starting ? decision.startRefusal : undefined;
+  const refused = !decision.inside || tooLate !== undefined;
+  const message = tooLate ?? decision.message;
   if (refused && !override) {
     throw new StepError(
       `${message}; nothing was changed`,
