@@ -109,9 +109,15 @@ async function backupVersusDump(db: TestDatabase, env: NodeJS.ProcessEnv) {
   return { bare: median(bares), hook: median(hooks), lowest: Math.min(...pairRatios), highest: Math.max(...pairRatios) };
 }
 
+/** A row of the table of where a backup's time went. */
+function phaseRow(cells: string[]): string {
+  return cells.map((c, i) => c.padStart([8, 8, 9, 13, 16, 13, 9][i])).join(" ");
+}
+
 async function main(): Promise<void> {
   const pg = await getCluster();
   const rows: string[] = [];
+  const phaseRows: string[] = [];
   console.log(`sizes ${sizes.join(", ")} journals; median of ${runs} runs; target backup <= ${TARGET_RATIO}x pg_dump; ${hookNodeOptions ? `hooks under NODE_OPTIONS ${hookNodeOptions}; ` : ""}${process.env.VIBES_BENCH_NOTE ?? ""}`);
   const hookEnv = (db: TestDatabase, dir: string) => ({
     ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, VIBES_PG_BIN: PG_BIN,
@@ -151,6 +157,9 @@ async function main(): Promise<void> {
       } finally {
         await client.end();
       }
+      const t = result.timings as Record<string, number>;
+      phaseRows.push(phaseRow([String(journals), `${t.stepStarted} ms`, `${t.dumpStarted - t.stepStarted} ms`, `${bare.ms.toFixed(0)} ms`,
+        `${t.dumpDone - t.dumpStarted} ms`, `${t.fingerprintsDone - t.dumpStarted} ms`, `${(hook.ms - t.dumpDone).toFixed(0)} ms`]));
       const ratio = hook.ms / bare.ms;
       const sizeRatio = (hook.ms - fixed.hook) / (bare.ms - fixed.bare);
       rows.push([
@@ -170,6 +179,12 @@ async function main(): Promise<void> {
   console.log(` journals      rows       dump   pg_dump    backup  ratio ${TARGET_RATIO}x  per run  beyond10 fingerprint   per row   validate  backupRSS  validRSS  load`);
   for (const r of rows) console.log(r);
   console.log("backup = hook wall time incl. node start, verification and manifest; PASS when backup <= target x pg_dump;");
+  console.log("\nwhere the median backup run's time went (its result's timings):");
+  console.log(phaseRow(["journals", "start", "pre-dump", "bare pg_dump", "pg_dump in hook", "fingerprints", "after"]));
+  for (const r of phaseRows) console.log(r);
+  console.log("start = Node up and the step loaded; pre-dump = connect, snapshot, checks; pg_dump in hook = its wall time there,");
+  console.log("sharing the machine with the fingerprint pass and the verifying pg_restore; after = storing, manifest, exit.");
+  console.log("");
   console.log("per run = lowest and highest ratio of a backup run to the bare run just before it;");
   console.log(`beyond10 = the same ratio for what grows with the data: both times less their own on a 10-journal database`);
   console.log(`(pg_dump ${fixed.bare.toFixed(0)} ms, backup ${fixed.hook.toFixed(0)} ms: start-up, connecting, snapshot, manifest);`);

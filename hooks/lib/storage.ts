@@ -54,6 +54,12 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
+/** fsync of a file or a folder (its entries). */
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  await fh.sync().finally(() => fh.close());
+}
+
 function localPath(uri: string): string {
   if (uri.startsWith("file://")) return fileURLToPath(uri);
   if (isAbsolute(uri)) return uri;
@@ -118,9 +124,11 @@ class Store implements BackupStore {
       const tmp = `${path}.partial-${randomBytes(4).toString("hex")}`;
       try {
         await pipeline(counted, createWriteStream(tmp, { mode: 0o600 }));
-        const fh = await open(tmp, "r");
-        await fh.sync().finally(() => fh.close());
+        await fsyncPath(tmp);
         await rename(tmp, path);
+        // The rename is durable only once the folder is: a crash must not lose a backup that
+        // was reported as made.
+        await fsyncPath(dirname(path));
       } catch (err) {
         await rm(tmp, { force: true });
         if (err instanceof StepError) throw err;

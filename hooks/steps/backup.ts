@@ -30,7 +30,25 @@ export interface BackupResult extends Record<string, unknown> {
   createdAt: string;
   revision: string | null;
   tables: Record<string, { rows: number }>;
+  /** Milliseconds since the hook process started at which each phase ended: where the time went. */
+  timings: BackupTimings;
 }
+
+export interface BackupTimings {
+  /** Node started and the step's code loaded. */
+  stepStarted: number;
+  /** Connected, snapshot exported, tables and revision read: pg_dump starts now. */
+  dumpStarted: number;
+  fingerprintsDone: number;
+  dumpDone: number;
+  verifyDone: number;
+  /** The dump is stored (and, for a local folder, synced to disk). */
+  dumpStored: number;
+  manifestStored: number;
+}
+
+/** Milliseconds since this process started. */
+const sinceStart = () => Math.round(performance.now());
 
 /** vibes_backup_<YYYYmmdd_HHMMSS>_<label>.dump, in UTC. */
 export function backupName(label: string, at: Date): string {
@@ -61,6 +79,7 @@ export async function createBackup(
   env: NodeJS.ProcessEnv,
   opts: { label: string; lockWaitTimeout: string },
 ): Promise<BackupResult> {
+  const stepStarted = sinceStart();
   const log = progress("backup");
   // No `--version` check of its own: pg_dump refuses a newer server itself, right after
   // connecting and before it writes anything (see dumpError), and the verifying pg_restore only
@@ -83,11 +102,12 @@ export async function createBackup(
     const name = backupName(opts.label, createdAt);
     log(`revision ${revision ?? "(none)"}; dumping ${settings.database} to ${store.uriFor(name)}`);
 
+    const timings: Partial<BackupTimings> = { stepStarted };
     const dumped = await withPassfile(settings, (childEnv) =>
-      dumpAndVerify({ client, settings, sessionPid, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
+      dumpAndVerify({ client, settings, sessionPid, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log, timings }),
     env);
-    await client.query("COMMIT");
-    // The session has served its purpose: it closes while the manifest is written.
+    // The session has served its purpose: it closes while the manifest is written. Closing
+    // ends its read-only transaction; a COMMIT would only add a round trip.
     closing = client.end().catch(() => undefined);
 
     const manifest: Manifest = {
@@ -100,6 +120,7 @@ export async function createBackup(
     let manifestUri: string;
     try {
       manifestUri = await store.putJson(`${name}.manifest.json`, manifest);
+      timings.manifestStored = sinceStart();
     } catch (err) {
       // A dump without its manifest cannot be verified or compared: it is not a backup.
       await store.remove(dumped.uri).catch(() => undefined);
@@ -115,6 +136,7 @@ export async function createBackup(
       createdAt: manifest.createdAt,
       revision,
       tables: Object.fromEntries(Object.entries(manifest.tables).map(([t, s]) => [t, { rows: s.rows }])),
+      timings: timings as BackupTimings,
     };
   } finally {
     await (closing ?? client.end().catch(() => undefined));
@@ -135,6 +157,8 @@ interface DumpJob {
   snapshot: string;
   lockWaitTimeout: string;
   log: (msg: string) => void;
+  /** Filled in as the phases end. */
+  timings: Partial<BackupTimings>;
 }
 
 async function dumpAndVerify(job: DumpJob) {
@@ -145,10 +169,13 @@ async function dumpAndVerify(job: DumpJob) {
   const raw = new PassThrough();
   const verifyIn = new PassThrough();
   const stop = new AbortController();
+  const { timings } = job;
+  const ended = <T>(phase: keyof BackupTimings, p: Promise<T>) => p.then((v) => ((timings[phase] = sinceStart()), v));
+  timings.dumpStarted = sinceStart();
 
-  const dump = runChild(job.pgDump, ["-Fc", "--no-password", `--snapshot=${job.snapshot}`, `--lock-wait-timeout=${job.lockWaitTimeout}`],
-    { env: childEnv, stdout: raw, label: "pg_dump", signal: stop.signal });
-  const verify = runChild(job.pgRestore, ["-f", "/dev/null"], { env: childEnv, stdin: verifyIn, label: "pg_restore (verification)", signal: stop.signal });
+  const dump = ended("dumpDone", runChild(job.pgDump, ["-Fc", "--no-password", `--snapshot=${job.snapshot}`, `--lock-wait-timeout=${job.lockWaitTimeout}`],
+    { env: childEnv, stdout: raw, label: "pg_dump", signal: stop.signal }));
+  const verify = ended("verifyDone", runChild(job.pgRestore, ["-f", "/dev/null"], { env: childEnv, stdin: verifyIn, label: "pg_restore (verification)", signal: stop.signal }));
   const verifyGone = verify.then(() => undefined, () => undefined);
   let verifyExited = false;
   void verifyGone.then(() => (verifyExited = true));
@@ -177,8 +204,8 @@ async function dumpAndVerify(job: DumpJob) {
 
   const ticker = setInterval(() => log(`${formatBytes(bytes)} dumped and streamed`), 5000);
   let stateSettled = false;
-  const state = captureState(job.client, job.tables).finally(() => (stateSettled = true));
-  const put = store.put(name, tee);
+  const state = ended("fingerprintsDone", captureState(job.client, job.tables)).finally(() => (stateSettled = true));
+  const put = ended("dumpStored", store.put(name, tee));
   try {
     const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
     if (dumpRes.code !== 0) throw dumpError(dumpRes, job.pgDump);

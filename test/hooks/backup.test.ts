@@ -45,6 +45,13 @@ describe("vibes-hooks backup", function () {
     assert.equal(dump.length, res.json.bytes);
     assert.equal(createHash("sha256").update(dump).digest("hex"), res.json.sha256);
     assert.equal(dump.subarray(0, 5).toString(), "PGDMP", "custom-format archive");
+    // Where the time went, in the order the phases must end.
+    const t = res.json.timings;
+    assert.ok(t.stepStarted > 0 && t.stepStarted <= t.dumpStarted, JSON.stringify(t));
+    for (const phase of ["fingerprintsDone", "dumpDone", "verifyDone", "dumpStored"]) {
+      assert.ok(t[phase] >= t.dumpStarted && t[phase] <= t.manifestStored, `${phase}: ${JSON.stringify(t)}`);
+    }
+    assert.ok(t.dumpDone <= t.dumpStored, `the store completes only after pg_dump exits: ${JSON.stringify(t)}`);
     const manifest = JSON.parse(readFileSync(fileURLToPath(res.json.manifestUri), "utf8"));
     assert.equal(manifest.format, 4);
     assert.deepEqual(manifest.dump, { uri: res.json.uri, sha256: res.json.sha256, bytes: res.json.bytes });
