@@ -1,6 +1,7 @@
 /**
  * A throwaway PostgreSQL 15 cluster for the tests: one per test process, shared by every file
- * (getCluster() is memoized), stopped and deleted when the process exits.
+ * (getCluster() is memoized), stopped and deleted when the process exits, also on SIGINT,
+ * SIGTERM or SIGHUP.
  *
  *   const pg = await getCluster();
  *   const db = await pg.createVibesDatabase({ users: 20, journalsPerUser: 3 }); // real app: alembic + generator
@@ -14,7 +15,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Client } from "pg";
@@ -78,6 +79,11 @@ export class PgCluster {
     }
     const cluster = new PgCluster(dir, await freePort());
     process.once("exit", () => cluster.stopSync());
+    // A run stopped by a signal (Ctrl-C, a CI job's timeout) must not leave the cluster running:
+    // 'exit' listeners do not run when a signal kills the process, but they do on process.exit.
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
+    }
     const pwfile = join(dir, "superuser.pw");
     writeFileSync(pwfile, "unused\n");
     if (asPostgres) execFileSync("chown", ["postgres", pwfile]);
