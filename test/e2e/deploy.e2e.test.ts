@@ -9,212 +9,212 @@ import { runHooks } from "../support/hooks";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { APP_DIR } from "../support/pgCluster";
 import {
-    DEV_STAGE_ORDER, E2eEnv, REPO_ROOT, appPid, assertIdTypes, assertNoSecrets, content, dataPicture, faultyAppDir, getJson,
-    maintenanceOn, rehearse, schemaPicture, setUp, stageStatus, tearDown,
+  DEV_STAGE_ORDER, E2eEnv, REPO_ROOT, appPid, assertIdTypes, assertNoSecrets, content, dataPicture, faultyAppDir, getJson,
+  maintenanceOn, rehearse, schemaPicture, setUp, stageStatus, tearDown,
 } from "./harness";
 
 const fileOf = (uri: string) => (uri.startsWith("file://") ? new URL(uri).pathname : uri);
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 describe("e2e: the program under the rehearsal, on a real database and app", function () {
-    this.timeout(300_000);
-    let e: E2eEnv | undefined;
-    afterEach(async () => {
-        await tearDown(e);
-        e = undefined;
-    });
+  this.timeout(300_000);
+  let e: E2eEnv | undefined;
+  afterEach(async () => {
+    await tearDown(e);
+    e = undefined;
+  });
 
-    it("happy path: every stage in the graph's order, uuid ids, all data and relationships, app serves uuids, outputs true", async () => {
-        e = await setUp();
-        const before = await dataPicture(e.pg, e.db.name);
-        assertIdTypes(before, "integer");
-        const pidBefore = appPid(e);
+  it("happy path: every stage in the graph's order, uuid ids, all data and relationships, app serves uuids, outputs true", async () => {
+    e = await setUp();
+    const before = await dataPicture(e.pg, e.db.name);
+    assertIdTypes(before, "integer");
+    const pidBefore = appPid(e);
 
-        const run = await rehearse(e);
-        assert.equal(run.code, 0, run.output);
-        assertNoSecrets(run, e);
-        assert.match(run.output, /Pulumi state is NOT written/);
+    const run = await rehearse(e);
+    assert.equal(run.code, 0, run.output);
+    assertNoSecrets(run, e);
+    assert.match(run.output, /Pulumi state is NOT written/);
 
-        // Every stage ran, each one after the one before it had finished.
-        const stages = run.summary.stages;
-        assert.deepEqual(stages.map((s) => s.name), DEV_STAGE_ORDER, "stages started in this order");
-        for (const s of stages) assert.equal(s.status, "ok", `${s.name}: ${s.status}`);
-        for (let i = 1; i < stages.length; i++) {
-            const prev = stages[i - 1];
-            assert.ok(stages[i].startedMs! >= prev.startedMs! + prev.durationMs!, `${stages[i].name} started before ${prev.name} ended`);
-        }
-
-        const after = await dataPicture(e.pg, e.db.name);
-        assert.equal(after.revision, "001_uuid_schema_migration");
-        assertIdTypes(after, "uuid");
-        assert.deepEqual(content(after), content(before), "a row or relationship changed");
-
-        // The restarted app serves uuid ids; an integer id is refused.
-        assert.notEqual(appPid(e), pidBefore, "the app was restarted");
-        const [{ id, email }] = await e.pg.query(e.db.name, "SELECT id::text AS id, email FROM users ORDER BY email LIMIT 1");
-        const user = await getJson(e, `/api/v1/users/${id}`);
-        assert.equal(user.status, 200);
-        assert.deepEqual([user.body.id, user.body.email], [id, email]);
-        assert.equal((await getJson(e, "/api/v1/users/1")).status, 422);
-        assert.equal(await maintenanceOn(e), false, "maintenance mode left on");
-        const status = await getJson(e, "/api/v1/status");
-        assert.deepEqual([status.body.schema_revision, status.body.id_type, status.body.maintenance], ["001_uuid_schema_migration", "uuid", false]);
-
-        // The outputs are complete and true.
-        const o = run.summary.outputs!;
-        assert.deepEqual(Object.keys(o).sort(), [
-            "appUrl", "backupBytes", "backupFolder", "backupManifestUri", "backupObjectUri", "backupSha256", "idType", "migrationFilesSha256",
-            "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validated", "validationSummary",
-        ]);
-        const dump = fileOf(String(o.backupObjectUri));
-        assert.ok(fs.existsSync(dump), `backup ${dump} missing`);
-        assert.equal(o.backupSha256, sha256(dump));
-        assert.equal(o.backupBytes, fs.statSync(dump).size);
-        assert.ok(fs.existsSync(fileOf(String(o.backupManifestUri))));
-        assert.equal(path.resolve(REPO_ROOT, String(o.backupFolder)), e.backupDir);
-        assert.ok(dump.startsWith(e.backupDir + path.sep));
-        assert.equal(o.schemaRevisionBefore, "0000_initial");
-        assert.equal(o.schemaRevisionAfter, "001_uuid_schema_migration");
-        assert.equal(o.targetRevision, "001_uuid_schema_migration");
-        assert.equal(o.idType, "uuid");
-        assert.equal(o.migrationFilesSha256, migrationFilesSha256(path.join(APP_DIR, "migrations", "versions")));
-        assert.equal(o.appUrl, e.appUrl);
-        assert.match(String(o.validationSummary), /^schema\+data: (\d+)\/\1 checks passed$/);
-        assert.equal(o.validated, true);
-        assert.equal(run.summary.notes.length, 0);
-    });
-
-    it("migration fails half way: database exactly as before, app not restarted, maintenance on and reported, clear failure", async () => {
-        e = await setUp();
-        const before = { data: await dataPicture(e.pg, e.db.name), schema: await schemaPicture(e.pg, e.db.name) };
-        const pid = appPid(e);
-
-        const run = await rehearse(e, { appDir: faultyAppDir(e, "fail_halfway") });
-        assert.equal(run.code, 1, run.output);
-        assertNoSecrets(run, e);
-        assert.equal(run.summary.failedStage, "migration");
-        assert.match(run.summary.error!, /stage SchemaMigration "migration" failed: migration-migrate: command exited with code 1: error: .+/);
-        const st = stageStatus(run);
-        for (const s of ["app-release", "post-deploy-checks", "maintenance-off", "validation"]) assert.equal(st[s], "not-run", s);
-
-        assert.deepEqual({ data: await dataPicture(e.pg, e.db.name), schema: await schemaPicture(e.pg, e.db.name) }, before);
-        assert.equal(appPid(e), pid, "the app was restarted");
-        assert.equal(await maintenanceOn(e), true);
-        assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)), run.summary.notes.join("\n"));
-        assert.match(run.output, /NOTE: maintenance mode is still ON/);
-    });
-
-    for (const fault of ["drop_rows", "reparent"] as const) {
-        it(`migration "succeeds" but ${fault === "drop_rows" ? "drops rows" : "re-parents journals"}: caught, rolled back automatically, all data there, run fails`, async () => {
-            e = await setUp();
-            const before = await dataPicture(e.pg, e.db.name);
-            const pid = appPid(e);
-
-            const run = await rehearse(e, { appDir: faultyAppDir(e, fault) });
-            assert.equal(run.code, 1, run.output);
-            assertNoSecrets(run, e);
-            assert.ok(["migration", "validation"].includes(run.summary.failedStage!), `failed at ${run.summary.failedStage}`);
-            assert.match(run.summary.error!, /fingerprint|rows|relationship|mismatch|differ/i);
-
-            const after = await dataPicture(e.pg, e.db.name);
-            assert.equal(after.revision, "0000_initial", "not rolled back");
-            assertIdTypes(after, "integer");
-            assert.deepEqual(content(after), content(before));
-            assert.equal(appPid(e), pid, "the app was restarted");
-            assert.equal(stageStatus(run)["app-release"], "not-run");
-        });
+    // Every stage ran, each one after the one before it had finished.
+    const stages = run.summary.stages;
+    assert.deepEqual(stages.map((s) => s.name), DEV_STAGE_ORDER, "stages started in this order");
+    for (const s of stages) assert.equal(s.status, "ok", `${s.name}: ${s.status}`);
+    for (let i = 1; i < stages.length; i++) {
+      const prev = stages[i - 1];
+      assert.ok(stages[i].startedMs! >= prev.startedMs! + prev.durationMs!, `${stages[i].name} started before ${prev.name} ended`);
     }
 
-    it("backup cannot be written: the migration never runs", async () => {
-        e = await setUp();
-        const before = await dataPicture(e.pg, e.db.name);
-        // Root ignores permissions: a path under a regular file cannot be created by anyone.
-        const blocker = path.join(e.dir, "not-a-folder");
-        fs.writeFileSync(blocker, "");
+    const after = await dataPicture(e.pg, e.db.name);
+    assert.equal(after.revision, "001_uuid_schema_migration");
+    assertIdTypes(after, "uuid");
+    assert.deepEqual(content(after), content(before), "a row or relationship changed");
 
-        const run = await rehearse(e, { backupDir: path.join(blocker, "backups") });
-        assert.equal(run.code, 1, run.output);
-        assertNoSecrets(run, e);
-        assert.ok(["backup-vault", "backup"].includes(run.summary.failedStage!), `failed at ${run.summary.failedStage}`);
-        const st = stageStatus(run);
-        assert.equal(st.migration, "not-run");
-        const migrate = run.summary.stages.find((s) => s.name === "migration")!.resources;
-        assert.ok(migrate.every((r) => r.status === "not-run"));
-        assert.deepEqual(await dataPicture(e.pg, e.db.name), before, "the database changed");
+    // The restarted app serves uuid ids; an integer id is refused.
+    assert.notEqual(appPid(e), pidBefore, "the app was restarted");
+    const [{ id, email }] = await e.pg.query(e.db.name, "SELECT id::text AS id, email FROM users ORDER BY email LIMIT 1");
+    const user = await getJson(e, `/api/v1/users/${id}`);
+    assert.equal(user.status, 200);
+    assert.deepEqual([user.body.id, user.body.email], [id, email]);
+    assert.equal((await getJson(e, "/api/v1/users/1")).status, 422);
+    assert.equal(await maintenanceOn(e), false, "maintenance mode left on");
+    const status = await getJson(e, "/api/v1/status");
+    assert.deepEqual([status.body.schema_revision, status.body.id_type, status.body.maintenance], ["001_uuid_schema_migration", "uuid", false]);
+
+    // The outputs are complete and true.
+    const o = run.summary.outputs!;
+    assert.deepEqual(Object.keys(o).sort(), [
+      "appUrl", "backupBytes", "backupFolder", "backupManifestUri", "backupObjectUri", "backupSha256", "idType", "migrationFilesSha256",
+      "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validated", "validationSummary",
+    ]);
+    const dump = fileOf(String(o.backupObjectUri));
+    assert.ok(fs.existsSync(dump), `backup ${dump} missing`);
+    assert.equal(o.backupSha256, sha256(dump));
+    assert.equal(o.backupBytes, fs.statSync(dump).size);
+    assert.ok(fs.existsSync(fileOf(String(o.backupManifestUri))));
+    assert.equal(path.resolve(REPO_ROOT, String(o.backupFolder)), e.backupDir);
+    assert.ok(dump.startsWith(e.backupDir + path.sep));
+    assert.equal(o.schemaRevisionBefore, "0000_initial");
+    assert.equal(o.schemaRevisionAfter, "001_uuid_schema_migration");
+    assert.equal(o.targetRevision, "001_uuid_schema_migration");
+    assert.equal(o.idType, "uuid");
+    assert.equal(o.migrationFilesSha256, migrationFilesSha256(path.join(APP_DIR, "migrations", "versions")));
+    assert.equal(o.appUrl, e.appUrl);
+    assert.match(String(o.validationSummary), /^schema\+data: (\d+)\/\1 checks passed$/);
+    assert.equal(o.validated, true);
+    assert.equal(run.summary.notes.length, 0);
+  });
+
+  it("migration fails half way: database exactly as before, app not restarted, maintenance on and reported, clear failure", async () => {
+    e = await setUp();
+    const before = { data: await dataPicture(e.pg, e.db.name), schema: await schemaPicture(e.pg, e.db.name) };
+    const pid = appPid(e);
+
+    const run = await rehearse(e, { appDir: faultyAppDir(e, "fail_halfway") });
+    assert.equal(run.code, 1, run.output);
+    assertNoSecrets(run, e);
+    assert.equal(run.summary.failedStage, "migration");
+    assert.match(run.summary.error!, /stage SchemaMigration "migration" failed: migration-migrate: command exited with code 1: error: .+/);
+    const st = stageStatus(run);
+    for (const s of ["app-release", "post-deploy-checks", "maintenance-off", "validation"]) assert.equal(st[s], "not-run", s);
+
+    assert.deepEqual({ data: await dataPicture(e.pg, e.db.name), schema: await schemaPicture(e.pg, e.db.name) }, before);
+    assert.equal(appPid(e), pid, "the app was restarted");
+    assert.equal(await maintenanceOn(e), true);
+    assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)), run.summary.notes.join("\n"));
+    assert.match(run.output, /NOTE: maintenance mode is still ON/);
+  });
+
+  for (const fault of ["drop_rows", "reparent"] as const) {
+    it(`migration "succeeds" but ${fault === "drop_rows" ? "drops rows" : "re-parents journals"}: caught, rolled back automatically, all data there, run fails`, async () => {
+      e = await setUp();
+      const before = await dataPicture(e.pg, e.db.name);
+      const pid = appPid(e);
+
+      const run = await rehearse(e, { appDir: faultyAppDir(e, fault) });
+      assert.equal(run.code, 1, run.output);
+      assertNoSecrets(run, e);
+      assert.ok(["migration", "validation"].includes(run.summary.failedStage!), `failed at ${run.summary.failedStage}`);
+      assert.match(run.summary.error!, /fingerprint|rows|relationship|mismatch|differ/i);
+
+      const after = await dataPicture(e.pg, e.db.name);
+      assert.equal(after.revision, "0000_initial", "not rolled back");
+      assertIdTypes(after, "integer");
+      assert.deepEqual(content(after), content(before));
+      assert.equal(appPid(e), pid, "the app was restarted");
+      assert.equal(stageStatus(run)["app-release"], "not-run");
     });
+  }
 
-    it("rollback after a good deployment returns integer ids with every row; destroying the migration stage leaves the database alone", async () => {
-        e = await setUp();
-        const original = await dataPicture(e.pg, e.db.name);
-        const up = await rehearse(e);
-        assert.equal(up.code, 0, up.output);
+  it("backup cannot be written: the migration never runs", async () => {
+    e = await setUp();
+    const before = await dataPicture(e.pg, e.db.name);
+    // Root ignores permissions: a path under a regular file cannot be created by anyone.
+    const blocker = path.join(e.dir, "not-a-folder");
+    fs.writeFileSync(blocker, "");
 
-        // Under mocks there is no state: the update is the program run again with the new target;
-        // the migrate step reads the database's revision and goes down.
-        const down = await rehearse(e, { targetRevision: "0000_initial" });
-        assert.equal(down.code, 0, down.output);
-        assertNoSecrets(down, e);
-        assert.equal(down.summary.outputs!.schemaRevisionBefore, "001_uuid_schema_migration");
-        assert.equal(down.summary.outputs!.schemaRevisionAfter, "0000_initial");
-        assert.equal(down.summary.outputs!.idType, "integer");
-        const rolledBack = await dataPicture(e.pg, e.db.name);
-        assert.equal(rolledBack.revision, "0000_initial");
-        assertIdTypes(rolledBack, "integer");
-        assert.deepEqual(content(rolledBack), content(original));
+    const run = await rehearse(e, { backupDir: path.join(blocker, "backups") });
+    assert.equal(run.code, 1, run.output);
+    assertNoSecrets(run, e);
+    assert.ok(["backup-vault", "backup"].includes(run.summary.failedStage!), `failed at ${run.summary.failedStage}`);
+    const st = stageStatus(run);
+    assert.equal(st.migration, "not-run");
+    const migrate = run.summary.stages.find((s) => s.name === "migration")!.resources;
+    assert.ok(migrate.every((r) => r.status === "not-run"));
+    assert.deepEqual(await dataPicture(e.pg, e.db.name), before, "the database changed");
+  });
 
-        // `pulumi destroy` runs each Command's delete: the migration's must not touch the database.
-        const migrate = down.summary.stages.find((s) => s.name === "migration")!.resources.find((r) => r.type === "command:local:Command")!;
-        assert.ok(migrate.delete, "the migration Command has a delete");
-        const schemaBefore = await schemaPicture(e.pg, e.db.name);
-        execFileSync("/bin/sh", ["-c", migrate.delete!], { cwd: REPO_ROOT, env: { ...e.runnerEnv, ...e.db.env }, stdio: "ignore" });
-        assert.deepEqual(await dataPicture(e.pg, e.db.name), rolledBack);
-        assert.deepEqual(await schemaPicture(e.pg, e.db.name), schemaBefore);
+  it("rollback after a good deployment returns integer ids with every row; destroying the migration stage leaves the database alone", async () => {
+    e = await setUp();
+    const original = await dataPicture(e.pg, e.db.name);
+    const up = await rehearse(e);
+    assert.equal(up.code, 0, up.output);
+
+    // Under mocks there is no state: the update is the program run again with the new target;
+    // the migrate step reads the database's revision and goes down.
+    const down = await rehearse(e, { targetRevision: "0000_initial" });
+    assert.equal(down.code, 0, down.output);
+    assertNoSecrets(down, e);
+    assert.equal(down.summary.outputs!.schemaRevisionBefore, "001_uuid_schema_migration");
+    assert.equal(down.summary.outputs!.schemaRevisionAfter, "0000_initial");
+    assert.equal(down.summary.outputs!.idType, "integer");
+    const rolledBack = await dataPicture(e.pg, e.db.name);
+    assert.equal(rolledBack.revision, "0000_initial");
+    assertIdTypes(rolledBack, "integer");
+    assert.deepEqual(content(rolledBack), content(original));
+
+    // `pulumi destroy` runs each Command's delete: the migration's must not touch the database.
+    const migrate = down.summary.stages.find((s) => s.name === "migration")!.resources.find((r) => r.type === "command:local:Command")!;
+    assert.ok(migrate.delete, "the migration Command has a delete");
+    const schemaBefore = await schemaPicture(e.pg, e.db.name);
+    execFileSync("/bin/sh", ["-c", migrate.delete!], { cwd: REPO_ROOT, env: { ...e.runnerEnv, ...e.db.env }, stdio: "ignore" });
+    assert.deepEqual(await dataPicture(e.pg, e.db.name), rolledBack);
+    assert.deepEqual(await schemaPicture(e.pg, e.db.name), schemaBefore);
+  });
+
+  it("restore: the backup restores into a fresh database with equal fingerprints", async () => {
+    e = await setUp();
+    const original = await dataPicture(e.pg, e.db.name);
+    const run = await rehearse(e);
+    assert.equal(run.code, 0, run.output);
+    const uri = String(run.summary.outputs!.backupObjectUri);
+    const hookEnv = { ...e.db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: e.backupDir };
+
+    const verify = await runHooks("verify-restore", ["--uri", uri], hookEnv);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(verify.json.matches, true);
+    assert.equal(verify.json.sha256, run.summary.outputs!.backupSha256);
+
+    const fresh = await e.pg.createDatabase();
+    try {
+      const restore = await runHooks("restore", ["--uri", uri], { ...hookEnv, ...fresh.env, VIBES_BACKUP_DIR: e.backupDir });
+      assert.equal(restore.code, 0, restore.stderr);
+      const restored = await dataPicture(e.pg, fresh.name);
+      assert.equal(restored.revision, "0000_initial");
+      assertIdTypes(restored, "integer");
+      assert.deepEqual(content(restored), content(original));
+    } finally {
+      await e.pg.dropDatabase(fresh.name);
+    }
+  });
+
+  it("the app process killed during the release: the health gate fails the run within its timeout", async () => {
+    e = await setUp();
+    const timeout = 6;
+    const run = await rehearse(e, {
+      restartCommand: 'app/scripts/stop.sh && app/scripts/start.sh && kill -9 "$(cat "$VIBES_RUN_DIR/vibes.pid")"',
+      healthGateTimeoutSeconds: String(timeout),
+      healthGateIntervalSeconds: "1",
     });
-
-    it("restore: the backup restores into a fresh database with equal fingerprints", async () => {
-        e = await setUp();
-        const original = await dataPicture(e.pg, e.db.name);
-        const run = await rehearse(e);
-        assert.equal(run.code, 0, run.output);
-        const uri = String(run.summary.outputs!.backupObjectUri);
-        const hookEnv = { ...e.db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: e.backupDir };
-
-        const verify = await runHooks("verify-restore", ["--uri", uri], hookEnv);
-        assert.equal(verify.code, 0, verify.stderr);
-        assert.equal(verify.json.matches, true);
-        assert.equal(verify.json.sha256, run.summary.outputs!.backupSha256);
-
-        const fresh = await e.pg.createDatabase();
-        try {
-            const restore = await runHooks("restore", ["--uri", uri], { ...hookEnv, ...fresh.env, VIBES_BACKUP_DIR: e.backupDir });
-            assert.equal(restore.code, 0, restore.stderr);
-            const restored = await dataPicture(e.pg, fresh.name);
-            assert.equal(restored.revision, "0000_initial");
-            assertIdTypes(restored, "integer");
-            assert.deepEqual(content(restored), content(original));
-        } finally {
-            await e.pg.dropDatabase(fresh.name);
-        }
-    });
-
-    it("the app process killed during the release: the health gate fails the run within its timeout", async () => {
-        e = await setUp();
-        const timeout = 6;
-        const run = await rehearse(e, {
-            restartCommand: 'app/scripts/stop.sh && app/scripts/start.sh && kill -9 "$(cat "$VIBES_RUN_DIR/vibes.pid")"',
-            healthGateTimeoutSeconds: String(timeout),
-            healthGateIntervalSeconds: "1",
-        });
-        assert.equal(run.code, 1, run.output);
-        assertNoSecrets(run, e);
-        assert.equal(run.summary.failedStage, "app-release");
-        const release = run.summary.stages.find((s) => s.name === "app-release")!.resources;
-        const gate = release.find((r) => r.name === "app-release-health-gate")!;
-        assert.equal(gate.status, "failed");
-        assert.ok(gate.durationMs! >= timeout * 1000 - 500 && gate.durationMs! < (timeout + 10) * 1000, `health gate took ${gate.durationMs} ms`);
-        const st = stageStatus(run);
-        assert.equal(st["post-deploy-checks"], "not-run");
-        assert.equal(st["maintenance-off"], "not-run");
-        assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)));
-    });
+    assert.equal(run.code, 1, run.output);
+    assertNoSecrets(run, e);
+    assert.equal(run.summary.failedStage, "app-release");
+    const release = run.summary.stages.find((s) => s.name === "app-release")!.resources;
+    const gate = release.find((r) => r.name === "app-release-health-gate")!;
+    assert.equal(gate.status, "failed");
+    assert.ok(gate.durationMs! >= timeout * 1000 - 500 && gate.durationMs! < (timeout + 10) * 1000, `health gate took ${gate.durationMs} ms`);
+    const st = stageStatus(run);
+    assert.equal(st["post-deploy-checks"], "not-run");
+    assert.equal(st["maintenance-off"], "not-run");
+    assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)));
+  });
 });
