@@ -183,7 +183,8 @@ async function main(): Promise<void> {
   console.log(phaseRow(["journals", "start", "pre-dump", "bare pg_dump", "pg_dump in hook", "fingerprints", "after"]));
   for (const r of phaseRows) console.log(r);
   console.log("start = Node up and the step loaded; pre-dump = connect, snapshot, checks; pg_dump in hook = its wall time there,");
-  console.log("sharing the machine with the fingerprint pass and the verifying pg_restore; after = storing, manifest, exit.");
+  console.log("sharing the machine with the fingerprint pass and the verifying pg_restore; after = the rest of the wall time:");
+  console.log("the verifier's end, storing, the manifest, exit (and exec before Node's clock starts).");
   console.log("");
   console.log("per run = lowest and highest ratio of a backup run to the bare run just before it;");
   console.log(`beyond10 = the same ratio for what grows with the data: both times less their own on a 10-journal database`);

@@ -54,10 +54,18 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
-/** fsync of a file or a folder (its entries). */
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, "r");
-  await fh.sync().finally(() => fh.close());
+/**
+ * fsync of a folder, making the entries made in it durable. Like PostgreSQL's fsync_fname, it
+ * passes over file systems that cannot sync a folder (EINVAL, EBADF) and a folder it may write
+ * but not read (EACCES).
+ */
+async function fsyncFolder(path: string): Promise<void> {
+  try {
+    const fh = await open(path, "r");
+    await fh.sync().finally(() => fh.close());
+  } catch (err) {
+    if (!["EINVAL", "EBADF", "EACCES"].includes((err as NodeJS.ErrnoException).code ?? "")) throw err;
+  }
 }
 
 function localPath(uri: string): string {
@@ -118,19 +126,22 @@ class Store implements BackupStore {
     body.pipe(counted);
     if (this.target === "local") {
       const path = localPath(uri);
-      await mkdir(dirname(path), { recursive: true });
       // Written under a temporary name and renamed when complete, so a failure never leaves a
-      // file under the real name.
+      // file under the real name. The rename (and a folder made here) is durable only once its
+      // folder is synced: a crash must not lose a backup that was reported as made.
       const tmp = `${path}.partial-${randomBytes(4).toString("hex")}`;
+      let renamed = false;
       try {
+        const made = await mkdir(dirname(path), { recursive: true });
+        if (made !== undefined) await fsyncFolder(dirname(made));
         await pipeline(counted, createWriteStream(tmp, { mode: 0o600 }));
-        await fsyncPath(tmp);
+        const fh = await open(tmp, "r");
+        await fh.sync().finally(() => fh.close());
         await rename(tmp, path);
-        // The rename is durable only once the folder is: a crash must not lose a backup that
-        // was reported as made.
-        await fsyncPath(dirname(path));
+        renamed = true;
+        await fsyncFolder(dirname(path));
       } catch (err) {
-        await rm(tmp, { force: true });
+        await rm(renamed ? path : tmp, { force: true }).catch(() => undefined);
         if (err instanceof StepError) throw err;
         throw new StepError(`writing ${path} failed: ${(err as Error).message}`,
           "check VIBES_BACKUP_DIR (exists, writable, free space), then rerun", { cause: err });

@@ -30,7 +30,7 @@ export interface BackupResult extends Record<string, unknown> {
   createdAt: string;
   revision: string | null;
   tables: Record<string, { rows: number }>;
-  /** Milliseconds since the hook process started at which each phase ended: where the time went. */
+  /** Milliseconds since the hook process started at which each phase was reached: where the time went. */
   timings: BackupTimings;
 }
 
@@ -102,13 +102,12 @@ export async function createBackup(
     const name = backupName(opts.label, createdAt);
     log(`revision ${revision ?? "(none)"}; dumping ${settings.database} to ${store.uriFor(name)}`);
 
-    const timings: Partial<BackupTimings> = { stepStarted };
     const dumped = await withPassfile(settings, (childEnv) =>
-      dumpAndVerify({ client, settings, sessionPid, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log, timings }),
+      dumpAndVerify({ client, settings, sessionPid, store, name, tables, childEnv, pgDump, pgRestore, snapshot, lockWaitTimeout: opts.lockWaitTimeout, log }),
     env);
-    // The session has served its purpose: it closes while the manifest is written. Closing
-    // ends its read-only transaction; a COMMIT would only add a round trip.
-    closing = client.end().catch(() => undefined);
+    // The session has served its purpose: it commits (ending without would count a rollback in
+    // pg_stat_database) and closes while the manifest is written.
+    closing = client.query("COMMIT").catch(() => undefined).then(() => client.end()).catch(() => undefined);
 
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
@@ -120,7 +119,6 @@ export async function createBackup(
     let manifestUri: string;
     try {
       manifestUri = await store.putJson(`${name}.manifest.json`, manifest);
-      timings.manifestStored = sinceStart();
     } catch (err) {
       // A dump without its manifest cannot be verified or compared: it is not a backup.
       await store.remove(dumped.uri).catch(() => undefined);
@@ -136,7 +134,7 @@ export async function createBackup(
       createdAt: manifest.createdAt,
       revision,
       tables: Object.fromEntries(Object.entries(manifest.tables).map(([t, s]) => [t, { rows: s.rows }])),
-      timings: timings as BackupTimings,
+      timings: { stepStarted, ...dumped.timings, manifestStored: sinceStart() },
     };
   } finally {
     await (closing ?? client.end().catch(() => undefined));
@@ -157,8 +155,11 @@ interface DumpJob {
   snapshot: string;
   lockWaitTimeout: string;
   log: (msg: string) => void;
-  /** Filled in as the phases end. */
-  timings: Partial<BackupTimings>;
+}
+
+/** Resolves with the value and the time it came (ms since the process started). */
+function timed<T>(p: Promise<T>): Promise<{ value: T; at: number }> {
+  return p.then((value) => ({ value, at: sinceStart() }));
 }
 
 async function dumpAndVerify(job: DumpJob) {
@@ -169,13 +170,11 @@ async function dumpAndVerify(job: DumpJob) {
   const raw = new PassThrough();
   const verifyIn = new PassThrough();
   const stop = new AbortController();
-  const { timings } = job;
-  const ended = <T>(phase: keyof BackupTimings, p: Promise<T>) => p.then((v) => ((timings[phase] = sinceStart()), v));
-  timings.dumpStarted = sinceStart();
+  const dumpStarted = sinceStart();
 
-  const dump = ended("dumpDone", runChild(job.pgDump, ["-Fc", "--no-password", `--snapshot=${job.snapshot}`, `--lock-wait-timeout=${job.lockWaitTimeout}`],
-    { env: childEnv, stdout: raw, label: "pg_dump", signal: stop.signal }));
-  const verify = ended("verifyDone", runChild(job.pgRestore, ["-f", "/dev/null"], { env: childEnv, stdin: verifyIn, label: "pg_restore (verification)", signal: stop.signal }));
+  const dump = runChild(job.pgDump, ["-Fc", "--no-password", `--snapshot=${job.snapshot}`, `--lock-wait-timeout=${job.lockWaitTimeout}`],
+    { env: childEnv, stdout: raw, label: "pg_dump", signal: stop.signal });
+  const verify = runChild(job.pgRestore, ["-f", "/dev/null"], { env: childEnv, stdin: verifyIn, label: "pg_restore (verification)", signal: stop.signal });
   const verifyGone = verify.then(() => undefined, () => undefined);
   let verifyExited = false;
   void verifyGone.then(() => (verifyExited = true));
@@ -204,10 +203,11 @@ async function dumpAndVerify(job: DumpJob) {
 
   const ticker = setInterval(() => log(`${formatBytes(bytes)} dumped and streamed`), 5000);
   let stateSettled = false;
-  const state = ended("fingerprintsDone", captureState(job.client, job.tables)).finally(() => (stateSettled = true));
-  const put = ended("dumpStored", store.put(name, tee));
+  const state = captureState(job.client, job.tables).finally(() => (stateSettled = true));
+  const put = store.put(name, tee);
   try {
-    const [stored, dumpRes, verifyRes, captured] = await Promise.all([put, dump, verify, state]);
+    const [stored, dumpDone, verifyDone, captured] = await Promise.all([timed(put), timed(dump), timed(verify), timed(state)]);
+    const [dumpRes, verifyRes] = [dumpDone.value, verifyDone.value];
     if (dumpRes.code !== 0) throw dumpError(dumpRes, job.pgDump);
     if (verifyRes.code !== 0) {
       if (/unsupported version \([\d.]+\) in file header/.test(verifyRes.stderr)) {
@@ -218,12 +218,15 @@ async function dumpAndVerify(job: DumpJob) {
         "the dump is unusable: check pg_dump's output above and disk space, then rerun the backup");
     }
     const storedBytes = await store.size(uri);
-    if (storedBytes !== bytes || stored.bytes !== bytes) {
+    if (storedBytes !== bytes || stored.value.bytes !== bytes) {
       throw new StepError(`stored object is ${storedBytes ?? "missing"} bytes, ${bytes} were dumped`,
         "the backup store lost data: check it and rerun the backup");
     }
     log(`dump verified (pg_restore read all ${formatBytes(bytes)})`);
-    return { uri, sha256: hash.digest("hex"), bytes, state: captured };
+    return {
+      uri, sha256: hash.digest("hex"), bytes, state: captured.value,
+      timings: { dumpStarted, fingerprintsDone: captured.at, dumpDone: dumpDone.at, verifyDone: verifyDone.at, dumpStored: stored.at },
+    };
   } catch (err) {
     // Stop whatever still runs, then remove anything stored under the name. The fingerprint pass
     // may have minutes to go on a large database (or wait on a lock): its session is ended

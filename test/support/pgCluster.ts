@@ -81,8 +81,10 @@ export class PgCluster {
     process.once("exit", () => cluster.stopSync());
     // A run stopped by a signal (Ctrl-C, a CI job's timeout) must not leave the cluster running:
     // 'exit' listeners do not run when a signal kills the process, but they do on process.exit.
+    // `on`, not `once`: a second signal during the cleanup (mocha forwards Ctrl-C to its worker,
+    // which also gets it from the terminal) must not kill the process halfway through it.
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-      process.once(signal, () => process.exit(128 + osConstants.signals[signal]));
+      process.on(signal, () => process.exit(128 + osConstants.signals[signal]));
     }
     const pwfile = join(dir, "superuser.pw");
     writeFileSync(pwfile, "unused\n");
