@@ -8,6 +8,9 @@ import { pgTool } from "./pgTools";
 import { runChild, runShell, stderrSummary, type RunResult } from "./run";
 import { shellWord } from "./text";
 
+/** An alembic revision id as migrate accepts it: it goes into command lines. */
+export const REVISION_RE = /^[A-Za-z0-9_.-]+$/;
+
 export interface History {
   heads: string[];
   /** revision -> its down revisions */
@@ -62,6 +65,10 @@ export function alembicSource(opts: { python: string; appDir: string; versionsDi
       return { heads: parsed.heads, parents: new Map(Object.entries(parsed.revisions)) };
     },
     run(direction, _from, to, ctx) {
+      // `to` may come from the database or a manifest: nothing else may reach the shell.
+      if (!REVISION_RE.test(to)) {
+        throw new StepError(`"${to}" is not a revision id (letters, digits, _ . -): it is not run`, "check alembic_version and the manifest's revision");
+      }
       const command = templates[direction].split("{rev}").join(to);
       ctx.log(command);
       return runShell(command, { env: ctx.env, cwd: opts.appDir, timeoutMs: ctx.timeoutMs, label: direction });
@@ -124,6 +131,10 @@ export function sqlSource(dir: string): MigrationSource {
     },
     run(direction, from, to, ctx) {
       const [a, b] = [index(from), index(to)];
+      if ((from !== null && from !== "base" && a < 0) || (to !== "base" && b < 0) || (direction === "up" ? b <= a : b >= a)) {
+        throw new StepError(`the SQL files cannot go ${direction} from ${from ?? "no revision"} to ${to}`,
+          "check alembic_version against the files in the folder (and the manifest's revision)");
+      }
       const path = direction === "up" ? revisions.slice(a + 1, b + 1) : revisions.slice(b + 1, a + 1).reverse();
       const missing = direction === "down" ? path.find((rev) => !downs.has(rev)) : undefined;
       if (missing) {

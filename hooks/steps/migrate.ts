@@ -11,7 +11,7 @@ import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
 import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
-import { alembicSource, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
+import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
@@ -23,7 +23,6 @@ import { validateAgainstManifest } from "./validate";
  * (0x76696265, taken per transaction by alembic itself), or alembic could never get its own. */
 export const MIGRATE_LOCK_KEY = 0x76696265_73686bn;
 
-const REVISION_RE = /^[A-Za-z0-9_.-]+$/;
 /** A PostgreSQL duration setting, checked (it also goes into PGOPTIONS) and in milliseconds. */
 function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
   const text = (env[name] || fallback).trim();
@@ -69,6 +68,29 @@ async function acquireLock(client: Client, waitMs: number, log: (m: string) => v
     : "a session that has just released it";
   throw new StepError(`the migration lock is held by ${who}; waited ${Math.round(waitMs / 1000)}s`,
     `another deployment is migrating this database: let it finish and re-run (the second run is a no-op if it succeeded); if that deployer is dead, end its session with SELECT pg_terminate_backend(${h?.pid ?? "<pid>"})`);
+}
+
+/**
+ * Ends the database sessions a migration command left behind and waits until they are gone. A
+ * command stopped on its timeout (or a shell that exited before its psql) leaves its backend
+ * running its statement, holding its locks, until the statement ends: the checks and the down
+ * command after it would wait on those locks, and the migration lock would be released while
+ * the orphan still changes the database.
+ */
+async function endChildSessions(client: Client, applicationName: string, log: (m: string) => void): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let announced = false; ; announced = true) {
+    const left = await client.query(
+      `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = $1 AND pid <> pg_backend_pid() AND datname = current_database()`, [applicationName]);
+    if (left.rowCount === 0) return;
+    if (!announced) log(`ending ${left.rowCount} database session(s) the command left running (pid ${left.rows.map((r) => r.pid).join(", ")})`);
+    if (Date.now() > deadline) {
+      throw new StepError(`the migration command's database session(s) ${left.rows.map((r) => r.pid).join(", ")} did not end within 60s`,
+        "end them with SELECT pg_terminate_backend(pid) (the role needs pg_signal_backend), then re-run migrate");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /** Row counts and fingerprints of the live data against the manifest, in one snapshot. */
@@ -123,9 +145,15 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   const manifest = await loadManifest(manifestUri, env);
 
   return withPassfile(settings, async (childEnv) => {
-    const options = `-c lock_timeout=${lockTimeout.text} -c statement_timeout=${statementTimeout.text}`;
+    // client_connection_check_interval: a backend whose command was killed notices it and stops
+    // (PostgreSQL 14+), instead of running on until its statement ends.
+    const options = `-c lock_timeout=${lockTimeout.text} -c statement_timeout=${statementTimeout.text} -c client_connection_check_interval=2s`;
     childEnv.PGOPTIONS = childEnv.PGOPTIONS ? `${childEnv.PGOPTIONS} ${options}` : options;
-    const runContext = (what: string) => ({ env: childEnv, timeoutMs: statementTimeout.ms + 300_000, log: (m: string) => log(`${what}: ${m}`) });
+    // The commands' own sessions, by name: those a failed command leaves running are ended.
+    const childApplication = `vibes-hooks migrate command ${process.pid}`;
+    childEnv.PGAPPNAME = childApplication;
+    const commandTimeoutMs = statementTimeout.ms + 300_000;
+    const runContext = (what: string) => ({ env: childEnv, timeoutMs: commandTimeoutMs, log: (m: string) => log(`${what}: ${m}`) });
     const history = await source.history(runContext("history"));
     if (history.heads.length !== 1) {
       throw new StepError(`${source.name} reports ${history.heads.length} heads (${history.heads.join(", ")})`,
@@ -149,10 +177,12 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       await client.end().catch(() => undefined);
     }
 
-    /** Moves the database from `from` to `rev` ("base": no revision) through the source. */
+    /** Moves the database from `from` to `rev` ("base": no revision) through the source. A
+     * failed command's sessions are ended before anything looks at the database. */
     async function runStep(direction: "up" | "down", from: string | null, rev: string, what: string): Promise<RunResult> {
       const res = await source.run(direction, from, rev, runContext(what));
       for (const line of res.stderr.split("\n").filter((l) => l.trim())) log(`  ${line}`);
+      if (res.code !== 0) await endChildSessions(client, childApplication, log);
       return res;
     }
 
@@ -163,7 +193,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         // The record is written only after validation passed: without it, and with a backup from
         // before the target, an earlier run was cut short between the change and its validation.
         const recorded = await recordedMigrationFiles(client, to);
-        if (recorded === null && manifest.revision !== to) return validateInterrupted(client);
+        if (recorded === null && manifest.revision !== to) return resumeInterrupted(client);
         if (recorded !== filesSha) {
           log(`warning: the database reached ${to} with ${recorded ? `migration files ${recorded}` : "unrecorded migration files"}, not these (${filesSha}); ` +
             "an applied revision was edited or the database was migrated by other means: change the schema with a new revision, never by editing an applied one");
@@ -202,9 +232,31 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
     }
 
-    // At the target already, but this deployment's backup is from before it: an earlier run was
-    // interrupted after the change committed and before its validation. Validate now, and roll
-    // back exactly as that run would have.
+    // At the target already, unrecorded, and this deployment's backup is from another revision:
+    // an earlier run was interrupted after its change committed. A rollback (the backup is from
+    // a later revision) only lacks its record; a migration up still needs its validation.
+    async function resumeInterrupted(client: Client): Promise<Record<string, unknown>> {
+      const from = manifest.revision;
+      if (from !== null && !history.parents.has(from)) {
+        throw new StepError(`the backup is from revision ${from}, which is not in ${source.dir}`,
+          "take a new backup (backup step) and pass its manifestUri");
+      }
+      if (from !== null && isAncestor(history, to, from)) {
+        log(`the database is at ${to} and the backup is from the later ${from}: an interrupted run went down; recording it`);
+        await recordMigrationFiles(client, to, filesSha, log);
+        return {
+          revisionBefore: from, revisionAfter: to, changed: false, resumedAfterInterruption: true,
+          rolledBack: false, restoredFromBackup: false, filesSha256: filesSha,
+        };
+      }
+      if (from !== null && !isAncestor(history, from, to)) {
+        throw new StepError(`the backup is from ${from}, neither an ancestor nor a descendant of ${to}`,
+          "take a new backup (backup step) and pass its manifestUri");
+      }
+      return validateInterrupted(client);
+    }
+
+    // Validate the interrupted migration now, and roll back exactly as its run would have.
     async function validateInterrupted(client: Client): Promise<Record<string, unknown>> {
       log(`the database is at ${to} but the backup is from ${manifest.revision ?? "no revision"}: an interrupted run migrated it; validating now`);
       const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
@@ -234,23 +286,29 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       }
 
       let failure: string;
-      const res = await runStep("up", revisionBefore, to, "up");
-      const revisionAfter = await currentRevision(client);
       let failedChecks: Check[] = [];
-      if (res.code !== 0) {
-        failure = `the up command failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
-      } else if (revisionAfter !== to) {
-        failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
-      } else {
-        log("validating schema and data against the manifest");
-        const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
-        failedChecks = failedOf(checks);
-        if (failedChecks.length === 0) {
-          await recordMigrationFiles(client, to, filesSha, log);
-          log(`at ${to}; ${checks.length} checks passed`);
-          return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha };
+      // From here on the database may change: any failure, also an error while checking (a lost
+      // connection, a timeout), goes through the rollback, which finds out what changed.
+      try {
+        const res = await runStep("up", revisionBefore, to, "up");
+        const revisionAfter = await currentRevision(client);
+        if (res.code !== 0) {
+          failure = `the up command failed (${res.timedOut ? `timed out after ${Math.round(commandTimeoutMs / 1000)}s: VIBES_STATEMENT_TIMEOUT + 5 min` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
+        } else if (revisionAfter !== to) {
+          failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
+        } else {
+          log("validating schema and data against the manifest");
+          const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
+          failedChecks = failedOf(checks);
+          if (failedChecks.length === 0) {
+            await recordMigrationFiles(client, to, filesSha, log);
+            log(`at ${to}; ${checks.length} checks passed`);
+            return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha };
+          }
+          failure = `validation failed after the migration: ${summarize(failedChecks)}`;
         }
-        failure = `validation failed after the migration: ${summarize(failedChecks)}`;
+      } catch (err) {
+        failure = `the up step failed: ${errorMessage(err)}`;
       }
       log(`FAILED: ${failure}`);
       return rollBack(client, revisionBefore, failure, failedChecks);
@@ -261,28 +319,37 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       let restoredFromBackup = false;
       let problem = "";
       const target = revisionBefore ?? "base";
-      const revisionFailed = await currentRevision(client);
-      if (revisionFailed !== revisionBefore) {
-        try {
-          const res = await runStep("down", revisionFailed, target, "roll back");
-          rolledBack = res.code === 0;
-          if (!rolledBack) problem = `the down command failed (exit ${res.code}): ${stderrSummary(res.stderr) || "no error output"}`;
-        } catch (err) {
-          problem = `the down command could not run: ${errorMessage(err)}`;
-        }
-      }
-      let revisionNow = await currentRevision(client);
-      let checks = await dataChecks(client, manifest);
-      if (revisionNow !== revisionBefore || failedOf(checks).length > 0) {
-        log(`after the down command: revision ${revisionNow ?? "none"}; ${summarize(checks) || "data matches"}; restoring the backup ${manifest.dump.uri}`);
-        try {
-          await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
-          restoredFromBackup = true;
-        } catch (err) {
-          problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
+      let revisionNow: string | null;
+      let checks: Check[];
+      try {
+        const revisionFailed = await currentRevision(client);
+        if (revisionFailed !== revisionBefore) {
+          try {
+            const res = await runStep("down", revisionFailed, target, "roll back");
+            rolledBack = res.code === 0;
+            if (!rolledBack) problem = `the down command failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
+          } catch (err) {
+            problem = `the down command could not run: ${errorMessage(err)}`;
+          }
         }
         revisionNow = await currentRevision(client);
         checks = await dataChecks(client, manifest);
+        if (revisionNow !== revisionBefore || failedOf(checks).length > 0) {
+          log(`after the down command: revision ${revisionNow ?? "none"}; ${summarize(checks) || "data matches"}; restoring the backup ${manifest.dump.uri}`);
+          try {
+            await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
+            restoredFromBackup = true;
+          } catch (err) {
+            problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
+          }
+          revisionNow = await currentRevision(client);
+          checks = await dataChecks(client, manifest);
+        }
+      } catch (err) {
+        // The session is lost, or a check cannot run: where the database is cannot be told here.
+        throw new StepError(`${failure}. The rollback could not finish (${errorMessage(err)}${problem ? `; ${problem}` : ""}): the database's state is unknown`,
+          `keep maintenance mode on; re-run migrate with the same flags (it finds the database's revision, validates it against the manifest and rolls back what fails), or restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force)`,
+          { details: { revisionBefore, revisionAfter: null, changed: true, rolledBack, restoredFromBackup, failedChecks } });
       }
       const intact = revisionNow === revisionBefore && failedOf(checks).length === 0;
       const how = restoredFromBackup ? `restored from the backup ${manifest.dump.uri}` : rolledBack ? "rolled back by the down command" : "left unchanged by the failed command";

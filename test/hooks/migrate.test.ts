@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { MIGRATE_LOCK_KEY } from "../../hooks/steps/migrate";
-import { APP_DIR, APP_PYTHON, getCluster, type PgCluster } from "../support/pgCluster";
+import { APP_DIR, APP_PYTHON, getCluster, PG_BIN, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { appWithFault, type Fault } from "../support/faults";
 import * as helpers from "./migrateHelpers";
@@ -108,6 +108,28 @@ describe("migrate", function () {
     await pg.dropDatabase(bad.db.name);
   });
 
+  it("records a rollback an interrupted run left unrecorded, instead of undoing it", async () => {
+    const { db, env, migrate } = await prepared();
+    assert.equal((await migrate(TARGET)).code, 0);
+    const atTarget = await runHooks("backup", ["--label", TARGET], env);
+    assert.equal(atTarget.code, 0, atTarget.stderr);
+    // The rollback deployment's down command committed; its deployer died before recording it.
+    await pg.runApp(env, ["-m", "alembic", "downgrade", BEFORE], "alembic downgrade");
+    const res = await runHooks("migrate", ["--to", BEFORE, "--manifest", atTarget.json.manifestUri,
+      "--files-sha256", plannedMigrationFilesSha256({ mode: "alembic", appDir: APP_DIR })], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.resumedAfterInterruption, true);
+    assert.deepEqual(result(res), { revisionBefore: TARGET, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: false });
+    assert.match(res.stderr, /an interrupted run went down; recording it/);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
+    const again = await runHooks("migrate", ["--to", BEFORE, "--manifest", atTarget.json.manifestUri,
+      "--files-sha256", plannedMigrationFilesSha256({ mode: "alembic", appDir: APP_DIR })], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /nothing to do/);
+    await pg.dropDatabase(db.name);
+  });
+
   it("refuses changed migration files before touching anything", async () => {
     const { db, env, manifestUri } = await prepared();
     const res = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--files-sha256", "0".repeat(64)], env);
@@ -140,6 +162,21 @@ describe("migrate", function () {
     assert.equal(await idType(db.name), "integer");
     assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
     assertSecretAbsent(res, pg.password);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("ends the database session a failed up command left running, then finds the database as it was", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    // The command exits, but its psql lives on: its session, holding a lock on journals, would
+    // stall every check after it and outlive the migration lock.
+    const orphan = `${PG_BIN}/psql -X -q -d "$DATABASE_URL" -c "BEGIN; LOCK TABLE journals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)" ` +
+      ">/dev/null 2>&1 & sleep 1; exit 3 # {rev}";
+    const res = await migrate(TARGET, ["--up", orphan]);
+    assertFailed(res, "migrate", /the up command failed \(exit 3\).*back at 0000_initial with all data matching/);
+    assert.match(res.stderr, /ending 1 database session\(s\) the command left running/);
+    assert.deepEqual(await pg.query(db.name, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'vibes-hooks migrate command%'"), []);
+    assert.equal(await migrateLockHeld(db.name), false);
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
     await pg.dropDatabase(db.name);
   });
 
@@ -197,7 +234,8 @@ describe("migrate", function () {
     }
     assert.match(childEnv, /^PGPASSFILE=.+$/m);
     assert.doesNotMatch(childEnv, /^(PGPASSWORD|VIBES_DB_PASSWORD)=/m);
-    assert.match(childEnv, /^PGOPTIONS=-c lock_timeout=5s -c statement_timeout=30min$/m);
+    assert.match(childEnv, /^PGOPTIONS=-c lock_timeout=5s -c statement_timeout=30min -c client_connection_check_interval=2s$/m);
+    assert.match(childEnv, /^PGAPPNAME=vibes-hooks migrate command \d+$/m);
     assert.match(childEnv, new RegExp(`^DATABASE_URL=postgresql://vibes@127\\.0\\.0\\.1:${pg.port}/${db.name}$`, "m"));
     assertSecretAbsent(res, pg.password);
     await pg.dropDatabase(db.name);
