@@ -194,10 +194,16 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
 
   // --- database and secrets
   const databaseUrl = str("databaseUrl", "postgresql://user@host:5432/db");
-  if (databaseUrl) checkDatabaseUrl(databaseUrl, (problem, fix) => bad("databaseUrl", problem, fix));
+  const sslmode = databaseUrl ? checkDatabaseUrl(databaseUrl, (problem, fix) => bad("databaseUrl", problem, fix)) : null;
   const sslRootCert = raw("databaseSslRootCert");
+  const bundleFix = setCmd("databaseSslRootCert", "/etc/ssl/rds/global-bundle.pem") + " (download AWS's RDS CA bundle there)";
   if (sslRootCert !== undefined && !fs.existsSync(sslRootCert)) {
-    bad("databaseSslRootCert", `${sslRootCert} does not exist`, setCmd("databaseSslRootCert", "/etc/ssl/rds/global-bundle.pem") + " (download AWS's RDS CA bundle there)");
+    bad("databaseSslRootCert", `${sslRootCert} does not exist`, bundleFix);
+  }
+  // Verifying needs the CA: RDS's is in neither Node's CA list (the hooks) nor the system's (the
+  // postgresql provider), so without it the deployment would fail at its first connection.
+  if ((sslmode === "verify-ca" || sslmode === "verify-full") && sslRootCert === undefined) {
+    bad("databaseSslRootCert", `is required with sslmode=${sslmode} in databaseUrl`, bundleFix);
   }
   const password = secret("databasePassword", "databasePasswordFile");
   const adminToken = secret("adminToken", "adminTokenFile");
@@ -390,7 +396,8 @@ function revisionIdTypes(raw: string | undefined, bad: (problem: string) => void
   return types;
 }
 
-function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => void): void {
+/** Reports what is wrong with the URL; returns its sslmode (null when it has none or is no URL). */
+function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => void): string | null {
   const example = "postgresql://user@host:5432/db?sslmode=require";
   let url: URL;
   try {
@@ -398,7 +405,7 @@ function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => vo
   } catch {
     // The raw value is not echoed: it could hold a password.
     bad("is not a URL", `use the form ${example}`);
-    return;
+    return null;
   }
   if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") bad(`scheme must be postgresql:// (got ${url.protocol}//)`, `use the form ${example}`);
   if (url.password) bad("holds a password", "remove it from the URL and set databasePassword with: pulumi config set --secret databasePassword <value>");
@@ -408,6 +415,7 @@ function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => vo
   if (!db || db.includes("/")) bad("names no database (or more than one path segment)", `use the form ${example}`);
   const sslmode = url.searchParams.get("sslmode");
   if (sslmode !== null && !SSL_MODES.includes(sslmode)) bad(`sslmode ${JSON.stringify(sslmode)} is unknown`, `use one of ${SSL_MODES.join(", ")}`);
+  return sslmode;
 }
 
 /** Why `name` breaks S3's general purpose bucket naming rules, or undefined when it is fine. */

@@ -80,6 +80,7 @@ export = async () => {
     ? new DatabaseMonitoring("database-monitoring", {
       databaseUrl: config.database.url,
       databasePassword: config.database.password,
+      sslRootCert: config.database.sslRootCert,
       tables: config.tables,
       roleName: config.safety.monitoring.roleName,
       rolePassword: config.safety.monitoring.rolePassword,

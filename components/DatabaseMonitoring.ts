@@ -9,6 +9,8 @@ export interface DatabaseMonitoringArgs {
   /** postgresql://user@host:port/db of an account that may create extensions and roles (the RDS master user). */
   databaseUrl: string;
   databasePassword: pulumi.Input<string>;
+  /** CA bundle for sslmode verify-ca / verify-full (config databaseSslRootCert). */
+  sslRootCert?: string;
   /** Tables the monitoring role may read, in `schema`. */
   tables: string[];
   schema?: string;
@@ -37,6 +39,7 @@ export class DatabaseMonitoring extends pulumi.ComponentResource {
       password: pulumi.secret(args.databasePassword),
       superuser: false,
       sslmode: sslmode === "verify-ca" || sslmode === "verify-full" ? sslmode : "require",
+      sslrootcert: args.sslRootCert,
       connectTimeout: 15,
     }, { parent: this });
     const db = { parent: this, provider, dependsOn: opts?.dependsOn, ...(args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {}) };

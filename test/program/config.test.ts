@@ -88,6 +88,8 @@ describe("config", () => {
     ["dev", "backupBucketName", { backupTarget: "s3", "aws:region": "eu-west-1" }, /required when backupTarget is s3/],
     ["test", "backupTarget", { backupTarget: "ftp" }, /one of local, s3/],
     ["dev", "backupDir", { backupDir: "" }, /required when backupTarget is local/],
+    ["prod", "databaseSslRootCert", { databaseSslRootCert: undefined }, /is required with sslmode=verify-full in databaseUrl/],
+    ["prod", "databaseSslRootCert", { databaseSslRootCert: "/nonexistent/global-bundle.pem" }, /does not exist/],
     ["prod", "snapshotEnabled", { snapshotEnabled: "false" }, /must be true on prod/],
     ["prod", "protectBackups", { protectBackups: "false" }, /must be true on prod/],
     ["prod", "backupTarget", { backupTarget: "local" }, /must be s3 on prod/],

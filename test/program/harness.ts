@@ -65,6 +65,8 @@ export function stackConfig(stack: string, overrides: Record<string, string | un
   }
   // Tests ask for the preview-time database read explicitly.
   config[`${PROJECT}:planSummary`] = "false";
+  // The CA bundle lives on the deploying machine (config.ts checks that it exists): a stand-in.
+  if (config[`${PROJECT}:databaseSslRootCert`]) config[`${PROJECT}:databaseSslRootCert`] = path.join(ROOT, "test", "program", "rds-ca-stand-in.pem");
   for (const [key, value] of Object.entries(overrides)) {
     const fullKey = key.includes(":") ? key : `${PROJECT}:${key}`;
     if (value === undefined) delete config[fullKey];

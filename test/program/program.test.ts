@@ -110,6 +110,17 @@ describe("program", function () {
     });
   });
 
+  describe("database monitoring connection", () => {
+    it("verifies the server with the CA bundle on prod (verify-full), as the hooks do", () => {
+      const prod = byName(runs.prod, "database-monitoring-postgresql");
+      assert.equal(prod.inputs.sslmode, "verify-full");
+      assert.match(String(prod.inputs.sslrootcert), /rds-ca-stand-in\.pem$/);
+      const test = byName(runs.test, "database-monitoring-postgresql");
+      assert.equal(test.inputs.sslmode, "require");
+      assert.equal(test.inputs.sslrootcert, undefined);
+    });
+  });
+
   describe("failure notice for cloud resources", () => {
     const cloud = (run: ProgramRun) => run.registrations.filter((r) => r.custom && /^(aws|postgresql):/.test(r.type));
     for (const stack of ["test", "prod"]) {
