@@ -57,6 +57,9 @@ export function hookCommand<T extends object>(
       environment: hookEnvironment(args.config, args.env, args.secrets ?? [], args.backupSha256),
       // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
       logging: "stderr",
+      // The previous run's output is of no use to a step, and a long backup's progress would
+      // outgrow the kernel's limit for one environment variable (128 KiB): the re-run could not start.
+      addPreviousOutputInEnv: false,
     },
     opts,
   );

@@ -30,6 +30,7 @@ export class BackupVault extends pulumi.ComponentResource {
         create: `mkdir -p "$VIBES_BACKUP_DIR" && chmod 700 "$VIBES_BACKUP_DIR"`,
         environment: { VIBES_BACKUP_DIR: b.dir },
         logging: "stderr",
+        addPreviousOutputInEnv: false,
       }, after);
       this.registerOutputs({ folder: this.folder });
       return;

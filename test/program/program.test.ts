@@ -144,7 +144,7 @@ describe("program", function () {
 
   describe("commands", () => {
     for (const stack of ["dev", "test", "prod"]) {
-      it(`${stack}: every stage runs bin/vibes-hooks (relative, no dir, no triggers), logging stderr only`, () => {
+      it(`${stack}: every stage runs bin/vibes-hooks (relative, no dir, no triggers), logging stderr only, without the previous output`, () => {
         const commands = ofType(runs[stack], COMMAND);
         const steps = commands.map((c) => String(c.inputs.create).split(" ").slice(0, 3).join(" "));
         assert.deepEqual(steps.filter((s) => s.startsWith("bin/vibes-hooks")).sort(), [
@@ -168,6 +168,7 @@ describe("program", function () {
           assert.equal(c.inputs.dir, undefined, `${c.name}: no dir`);
           assert.equal(c.inputs.triggers, undefined, `${c.name}: triggers replace (create-before-delete)`);
           assert.equal(c.inputs.logging, "stderr", `${c.name}: logging`);
+          assert.equal(c.inputs.addPreviousOutputInEnv, false, `${c.name}: the previous run's output would outgrow the environment`);
         }
       });
     }
