@@ -40,8 +40,11 @@ export class BackupVault extends pulumi.ComponentResource {
     const keep = { protect: b.protect, retainOnDelete: b.protect };
     const hooks = args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {};
     const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: b.bucketName, forceDestroy: false }, { ...after, ...keep, ...hooks });
-    const child = { parent: this, ...hooks };
-    new aws.s3.BucketVersioning(`${name}-versioning`, {
+    // The bucket's hardening goes with the bucket, never before it: deleting these first (as a
+    // destroy would, dependents first) would suspend versioning and open the bucket, and then the
+    // bucket itself, not empty, would stay. They are kept like the bucket.
+    const child = { parent: this, ...hooks, ...keep, deletedWith: bucket };
+    const versioning = new aws.s3.BucketVersioning(`${name}-versioning`, {
       bucket: bucket.id,
       versioningConfiguration: { status: "Enabled" },
     }, child);
@@ -78,6 +81,7 @@ export class BackupVault extends pulumi.ComponentResource {
         }],
       }),
     }, { ...child, dependsOn: [publicAccess] });
+    // After versioning: its rule expires noncurrent versions.
     new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, {
       bucket: bucket.id,
       rules: [{
@@ -88,7 +92,7 @@ export class BackupVault extends pulumi.ComponentResource {
         noncurrentVersionExpiration: { noncurrentDays: b.retentionDays },
         abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
       }],
-    }, child);
+    }, { ...child, dependsOn: [versioning] });
 
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;

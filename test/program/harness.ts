@@ -24,6 +24,8 @@ export interface Registration {
   dependencies: string[];
   protect: boolean;
   retainOnDelete: boolean;
+  /** URN of the resource whose deletion deletes this one ("" when none). */
+  deletedWith: string;
   /** Names of the error hooks bound to the resource (`hooks: { onError }`). */
   onError: string[];
   /** Inputs as serialized for the engine: secrets still wrapped in their marker object. */
@@ -176,6 +178,7 @@ export async function runProgram(stack: string, options: { overrides?: Record<st
           dependencies: req.getDependenciesList(),
           protect: req.getProtect() === true,
           retainOnDelete: req.getRetainondelete() === true,
+          deletedWith: req.getDeletedwith(),
           onError: req.getHooks()?.getOnErrorList() ?? [],
           wire,
           inputs: unwrapSecrets(wire) as Record<string, unknown>,
@@ -217,6 +220,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean | undefined;
   getRetainondelete(): boolean | undefined;
+  getDeletedwith(): string;
   getHooks(): { getOnErrorList(): string[] } | undefined;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }

@@ -108,6 +108,21 @@ describe("program", function () {
       const testBucket = byName(runs.test, "backup-vault-bucket");
       assert.ok(!testBucket.protect && !testBucket.retainOnDelete);
     });
+
+    for (const stack of ["test", "prod"]) {
+      it(`${stack}: the bucket's hardening is kept like the bucket and goes only with it`, () => {
+        const bucket = byName(runs[stack], "backup-vault-bucket");
+        const hardening = runs[stack].registrations.filter((r) => r.type.startsWith("aws:s3/") && r.name !== "backup-vault-bucket");
+        assert.equal(hardening.length, 6);
+        for (const r of hardening) {
+          assert.equal(r.deletedWith, bucket.urn, `${r.name}: deleted with the bucket, never before it`);
+          assert.equal(r.protect, bucket.protect, `${r.name}: protect like the bucket`);
+          assert.equal(r.retainOnDelete, bucket.retainOnDelete, `${r.name}: retainOnDelete like the bucket`);
+        }
+        const lifecycle = byName(runs[stack], "backup-vault-lifecycle");
+        assert.ok(lifecycle.dependencies.includes(byName(runs[stack], "backup-vault-versioning").urn), "lifecycle after versioning");
+      });
+    }
   });
 
   describe("database monitoring connection", () => {
