@@ -31,6 +31,7 @@ export class SchemaMigration extends pulumi.ComponentResource {
         "--to", m.targetRevision,
         "--manifest", args.manifestUri,
         "--files-sha256", m.filesSha256,
+        "--id-type", m.expectedIdType,
         ...migrationSourceFlags(args.config),
       ],
       env: ["database", "backup", "migration"],

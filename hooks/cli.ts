@@ -30,7 +30,7 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   backup: { module: "./steps/backup", usage: "[--label REV]  pg_dump -Fc to the backup store, verified, with a manifest" },
   "verify-restore": { module: "./steps/verify-restore", usage: "--uri URI [--scratch-database NAME]  restore into a scratch database and compare" },
   maintenance: { module: "./steps/maintenance", usage: "on|off  the app's maintenance mode" },
-  migrate: { module: "./steps/migrate", usage: "--to REV --manifest URI [--files-sha256 HEX] [--up CMD] [--down CMD]" },
+  migrate: { module: "./steps/migrate", usage: "--to REV --manifest URI [--files-sha256 HEX] [--id-type uuid|integer] [--up CMD] [--down CMD]" },
   validate: { module: "./steps/validate", usage: "[schema] [data] [performance] --manifest URI  checks after the migration" },
   "health-gate": { module: "./steps/health-gate", usage: "[--timeout-seconds N] [--interval-seconds N]  wait for /health" },
   smoke: { module: "./steps/smoke", usage: "the guide's API checks" },

@@ -117,10 +117,14 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     up: { type: "string" },
     down: { type: "string" },
     "lock-wait-seconds": { type: "string" },
+    "id-type": { type: "string", default: "uuid" },
   });
   const to = requireFlag("migrate", values.to, "--to", "001_uuid_schema_migration");
   if (!REVISION_RE.test(to)) throw new UsageError(`migrate: --to "${to}" is not an alembic revision id`, "pass --to REV with letters, digits, _ . - only");
   const manifestUri = requireFlag("migrate", values.manifest, "--manifest", "<manifestUri printed by backup>");
+  // The key columns' type at the target, for the validation after going up.
+  const idType = values["id-type"];
+  if (idType !== "uuid" && idType !== "integer") throw new UsageError(`migrate: --id-type "${idType}" is not uuid or integer`, "pass the target revision's id type: --id-type uuid (or integer)");
   const lockWaitMs = Number(values["lock-wait-seconds"] ?? "60") * 1000;
   if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0) throw new UsageError("migrate: --lock-wait-seconds must be a number >= 0", "pass --lock-wait-seconds 60");
   const expectedSha = values["files-sha256"]?.toLowerCase();
@@ -259,7 +263,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     // Validate the interrupted migration now, and roll back exactly as its run would have.
     async function validateInterrupted(client: Client): Promise<Record<string, unknown>> {
       log(`the database is at ${to} but the backup is from ${manifest.revision ?? "no revision"}: an interrupted run migrated it; validating now`);
-      const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
+      const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { idType, log });
       const failedChecks = failedOf(checks);
       if (failedChecks.length > 0) {
         return rollBack(client, manifest.revision, `validation failed after the interrupted migration: ${summarize(failedChecks)}`, failedChecks);
@@ -298,7 +302,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
         } else {
           log("validating schema and data against the manifest");
-          const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { log });
+          const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { idType, log });
           failedChecks = failedOf(checks);
           if (failedChecks.length === 0) {
             await recordMigrationFiles(client, to, filesSha, log);

@@ -130,6 +130,15 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("validates the id type it is told the target has: uuid ids where integer ones are expected fail and roll back", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    const res = await migrate(TARGET, ["--id-type", "integer"]);
+    assertFailed(res, "migrate", /validation failed after the migration: schema\.type\.users\.id: uuid \(expected integer\).*back at 0000_initial/);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    await pg.dropDatabase(db.name);
+  });
+
   it("refuses changed migration files before touching anything", async () => {
     const { db, env, manifestUri } = await prepared();
     const res = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--files-sha256", "0".repeat(64)], env);
@@ -253,6 +262,9 @@ describe("migrate", function () {
     assert.match(injection.json.error, /is not an alembic revision id/);
     const noTo = await runHooks("migrate", ["--manifest", manifestUri], env);
     assert.equal(noTo.code, 2);
+    const idType = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri, "--id-type", "uuidd"], env);
+    assert.equal(idType.code, 2);
+    assert.match(idType.json.error, /--id-type "uuidd" is not uuid or integer/);
     assert.equal(await revisionOf(db.name), BEFORE);
     await pg.dropDatabase(db.name);
   });

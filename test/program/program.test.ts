@@ -191,7 +191,7 @@ describe("program", function () {
     it("migrates to the target revision from the verified manifest, with the files' checksum", () => {
       const migrate = byName(runs.test, "migration-migrate");
       const manifest = runs.test.resolved.backupManifestUri as string;
-      assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA}`);
+      assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA} --id-type uuid`);
       assert.ok(!/vibes-hooks|downgrade|migrate/.test(String(migrate.inputs.delete)), "delete must never downgrade");
       assert.equal(env(migrate).VIBES_LOCK_TIMEOUT, "5s");
       assert.equal(env(byName(runs.prod, "migration-migrate")).VIBES_LOCK_TIMEOUT, "3s");
@@ -203,7 +203,7 @@ describe("program", function () {
 
     it("rolls back by target revision alone: integer ids expected, every known revision accepted", async () => {
       const run = await runProgram("test", { overrides: { targetRevision: "0000_initial" } });
-      assert.match(String(byName(run, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial /);
+      assert.match(String(byName(run, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial .* --id-type integer$/);
       assert.match(String(byName(run, "validation-validate").inputs.create), / --id-type integer$/);
       assert.equal(byName(run, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type integer");
       assert.equal(byName(run, "preflight-preflight").inputs.create,
@@ -217,12 +217,12 @@ describe("program", function () {
       const sqlSha = plannedMigrationFilesSha256({ mode: "sql", sqlDir: path.join(ROOT, "app/migrations/sql") });
       assert.notEqual(sqlSha, FILES_SHA);
       assert.equal(migrate.inputs.create,
-        `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${run.resolved.backupManifestUri} --files-sha256 ${sqlSha} --mode sql --sql-dir app/migrations/sql`);
+        `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${run.resolved.backupManifestUri} --files-sha256 ${sqlSha} --id-type uuid --mode sql --sql-dir app/migrations/sql`);
       assert.equal(env(migrate).VIBES_MIGRATION_FILES_SHA256, sqlSha, "a changed SQL file re-runs the chain");
       assert.equal(run.resolved.migrationFilesSha256, sqlSha);
 
       const overridden = await runProgram("test", { overrides: { upCommand: "./up.sh {rev}", downCommand: "./down.sh {rev}" } });
-      assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
+      assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --id-type uuid --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
     });
 
     it("every step of an AWS stack reports to the alarm topic; dev has none", () => {
