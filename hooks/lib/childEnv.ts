@@ -8,6 +8,12 @@ function passfileField(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
 }
 
+/** The environment without any variable named like a secret, nor DATABASE_URL (it may hold the
+ * password): what a child process may see. */
+export function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !isSecretName(name) && name !== "DATABASE_URL"));
+}
+
 /**
  * Runs fn with an environment for libpq clients (pg_dump, pg_restore, psql, alembic): PG* settings,
  * DATABASE_URL without the password, and the password in a PGPASSFILE (mode 0600, in a private
@@ -20,8 +26,9 @@ export async function withPassfile<T>(
   fn: (childEnv: NodeJS.ProcessEnv) => Promise<T>,
   baseEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<T> {
-  const env: NodeJS.ProcessEnv = { ...baseEnv };
-  for (const name of Object.keys(env)) if (isSecretName(name)) delete env[name];
+  const env = withoutSecrets(baseEnv);
+  // libpq lets these override PGHOST/PGPORT: the children must reach the server the hook checks.
+  for (const name of ["PGSERVICE", "PGSERVICEFILE", "PGHOSTADDR"]) delete env[name];
   Object.assign(env, {
     PGHOST: settings.host,
     PGPORT: String(settings.port),
@@ -36,10 +43,11 @@ export async function withPassfile<T>(
   const dir = await mkdtemp(join(tmpdir(), "vibes-pgpass-")); // mkdtemp creates it 0700
   try {
     const file = join(dir, "pgpass");
-    // libpq matches Unix-socket connections against "localhost".
-    const host = settings.host.startsWith("/") ? "localhost" : settings.host;
-    const line = [host, String(settings.port), "*", settings.user, settings.password].map(passfileField).join(":");
-    await writeFile(file, `${line}\n`, { mode: 0o600 });
+    // libpq matches a Unix socket against its directory, or against "localhost" when it is the
+    // compiled-in default directory.
+    const hosts = settings.host.startsWith("/") ? [settings.host, "localhost"] : [settings.host];
+    const lines = hosts.map((host) => [host, String(settings.port), "*", settings.user, settings.password!].map(passfileField).join(":"));
+    await writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
     env.PGPASSFILE = file;
     return await fn(env);
   } finally {

@@ -44,10 +44,10 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
     if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
       throw new StepError(`DATABASE_URL has scheme "${url.protocol}" instead of postgresql:`, URL_FIX);
     }
-    const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
-    const user = decodeURIComponent(url.username) || env.PGUSER || "";
-    // libpq allows ?host=/socket/dir for Unix sockets.
-    const host = url.searchParams.get("host") || decodeURIComponent(url.hostname) || env.PGHOST || "";
+    const database = decodeUrlPart(url.pathname.replace(/^\//, ""), "database name");
+    const user = decodeUrlPart(url.username, "user") || env.PGUSER || "";
+    // libpq allows ?host=/socket/dir for Unix sockets; an IPv6 address comes in brackets.
+    const host = url.searchParams.get("host") || decodeUrlPart(url.hostname, "host").replace(/^\[(.*)\]$/, "$1") || env.PGHOST || "";
     const portText = url.port || url.searchParams.get("port") || env.PGPORT || "5432";
     if (!database) throw new StepError("DATABASE_URL names no database", URL_FIX);
     if (!user) throw new StepError("DATABASE_URL names no user", URL_FIX);
@@ -57,7 +57,7 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
       port: parsePort(portText, "DATABASE_URL port"),
       database,
       user,
-      password: env.VIBES_DB_PASSWORD || (url.password ? decodeURIComponent(url.password) : undefined),
+      password: env.VIBES_DB_PASSWORD || (url.password ? decodeUrlPart(url.password, "password") : undefined),
       sslmode: url.searchParams.get("sslmode") || env.PGSSLMODE || undefined,
     };
   } else {
@@ -79,6 +79,15 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
     throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSL_MODES.join(", ")}`, URL_FIX);
   }
   return settings;
+}
+
+/** A %-decoded part of DATABASE_URL; a malformed escape is named, never echoed (it may be the password). */
+function decodeUrlPart(part: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new StepError(`DATABASE_URL has a malformed %-escape in its ${what}`, `${URL_FIX}; write a literal % as %25`);
+  }
 }
 
 function parsePort(text: string, what: string): number {
@@ -135,6 +144,9 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
     ssl: sslConfig(settings),
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? "vibes-hooks",
+    // migrate's session holds the migration lock, idle, for as long as the migration runs: TCP
+    // keepalives keep NATs and load balancers from dropping it.
+    keepAlive: true,
   });
   // An idle client whose server goes away emits 'error'; without a listener node would crash.
   client.on("error", () => undefined);
@@ -144,13 +156,15 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
     await client.end().catch(() => undefined);
     throw connectError(settings, err);
   }
+  // One round trip. idle_session_timeout (PostgreSQL 14+, absent before: the join leaves it out)
+  // is off: a server-wide setting must not end that lock-holding session mid-migration.
+  const settingsToSet: [string, string][] = [["idle_session_timeout", "0"]];
+  if (opts.statementTimeout !== undefined) settingsToSet.push(["statement_timeout", String(opts.statementTimeout)]);
+  if (opts.lockTimeout !== undefined) settingsToSet.push(["lock_timeout", String(opts.lockTimeout)]);
   try {
-    if (opts.statementTimeout !== undefined) {
-      await client.query("SELECT set_config('statement_timeout', $1, false)", [String(opts.statementTimeout)]);
-    }
-    if (opts.lockTimeout !== undefined) {
-      await client.query("SELECT set_config('lock_timeout', $1, false)", [String(opts.lockTimeout)]);
-    }
+    await client.query(
+      `SELECT set_config(s.name, v.value, false) FROM (VALUES ${settingsToSet.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(", ")}) AS v(name, value)
+         JOIN pg_settings s ON s.name = v.name`, settingsToSet.flat());
   } catch (err) {
     await client.end().catch(() => undefined);
     throw new StepError(`invalid timeout setting: ${(err as Error).message}`,

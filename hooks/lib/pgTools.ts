@@ -1,4 +1,5 @@
 import type { Client } from "pg";
+import { withoutSecrets } from "./childEnv";
 import { StepError } from "./errors";
 import { runChild } from "./run";
 
@@ -15,7 +16,8 @@ export function pgTool(name: "pg_dump" | "pg_restore" | "psql", env: NodeJS.Proc
 
 /** Major version of a client program, from `<tool> --version` ("pg_dump (PostgreSQL) 15.20 ..."). */
 export async function pgToolMajor(tool: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const res = await runChild(tool, ["--version"], { env, timeoutMs: 15_000 });
+  // A VIBES_PG_* override may be a wrapper script: it gets no secret.
+  const res = await runChild(tool, ["--version"], { env: withoutSecrets(env), timeoutMs: 15_000 });
   const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(res.stdout);
   if (res.code !== 0 || !m) {
     throw new StepError(`cannot read the version of ${tool} (exit ${res.code})`,

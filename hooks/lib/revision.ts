@@ -17,16 +17,19 @@ const RECORD = /^vibes-hooks: at (\S+) with migration files sha256 ([0-9a-f]{64}
 /**
  * Records which migration files brought the database to `revision`, as the comment of
  * alembic_version (no schema of our own; it travels with dumps). The promotion gate compares
- * these, not the files a later run merely has on disk.
+ * these, not the files a later run merely has on disk. Returns what is recorded: the checksum,
+ * or null when it could not be.
  */
-export async function recordMigrationFiles(client: Client, revision: string, filesSha256: string, log: (msg: string) => void): Promise<void> {
+export async function recordMigrationFiles(client: Client, revision: string, filesSha256: string, log: (msg: string) => void): Promise<string | null> {
   try {
     const sql = await client.query("SELECT format('COMMENT ON TABLE alembic_version IS %L', $1::text) AS sql",
       [`vibes-hooks: at ${revision} with migration files sha256 ${filesSha256}`]);
     await client.query(sql.rows[0].sql);
+    return filesSha256;
   } catch (err) {
     // The migration itself succeeded; only the record is missing (e.g. another role owns the table).
     log(`warning: cannot record the migration files' checksum on alembic_version: ${(err as Error).message}`);
+    return null;
   }
 }
 

@@ -231,9 +231,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
             details: { revisionBefore, revisionAfter, changed: revisionAfter !== revisionBefore, rolledBack: false, restoredFromBackup: false },
           });
       }
-      await recordMigrationFiles(client, to, filesSha, log);
+      const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
       log(`at ${revisionAfter}`);
-      return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: filesSha };
+      return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: recordedSha };
     }
 
     // At the target already, unrecorded, and this deployment's backup is from another revision:
@@ -247,10 +247,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       }
       if (from !== null && isAncestor(history, to, from)) {
         log(`the database is at ${to} and the backup is from the later ${from}: an interrupted run went down; recording it`);
-        await recordMigrationFiles(client, to, filesSha, log);
+        const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
         return {
           revisionBefore: from, revisionAfter: to, changed: false, resumedAfterInterruption: true,
-          rolledBack: false, restoredFromBackup: false, filesSha256: filesSha,
+          rolledBack: false, restoredFromBackup: false, filesSha256: recordedSha,
         };
       }
       if (from !== null && !isAncestor(history, from, to)) {
@@ -268,11 +268,11 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       if (failedChecks.length > 0) {
         return rollBack(client, manifest.revision, `validation failed after the interrupted migration: ${summarize(failedChecks)}`, failedChecks);
       }
-      await recordMigrationFiles(client, to, filesSha, log);
+      const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
       log(`at ${to}; ${checks.length} checks passed`);
       return {
         revisionBefore: manifest.revision, revisionAfter: to, changed: false, resumedAfterInterruption: true,
-        rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha,
+        rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: recordedSha,
       };
     }
 
@@ -305,9 +305,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { idType, log });
           failedChecks = failedOf(checks);
           if (failedChecks.length === 0) {
-            await recordMigrationFiles(client, to, filesSha, log);
+            const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
             log(`at ${to}; ${checks.length} checks passed`);
-            return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: filesSha };
+            return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: recordedSha };
           }
           failure = `validation failed after the migration: ${summarize(failedChecks)}`;
         }

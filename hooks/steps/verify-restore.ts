@@ -35,7 +35,13 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   }
 
   const dump = await fetchVerified(uri, env, log);
-  const admin = await connect(settings, { applicationName: "vibes-hooks verify-restore" });
+  let admin: Client;
+  try {
+    admin = await connect(settings, { applicationName: "vibes-hooks verify-restore" });
+  } catch (err) {
+    await dump.cleanup(); // a dump fetched from S3 is the database's data: never left in /tmp
+    throw err;
+  }
   let created = false;
   try {
     await assertToolCanHandle(pgTool("pg_restore", env), env, admin);

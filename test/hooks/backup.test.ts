@@ -211,5 +211,22 @@ describe("vibes-hooks backup", function () {
       assertFailed(res, "backup", /upload to s3:.*failed/);
       assert.deepEqual(await s3.keys(), []);
     });
+
+    it("verify-restore leaves no downloaded dump behind when the database cannot be reached", async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "vibes-tmp-"));
+      try {
+        const backup = await runHooks("backup", ["--label", "0000_initial"], { ...db.env, ...s3.env() });
+        assert.equal(backup.code, 0, backup.stderr);
+        const port = await freePort();
+        const res = await runHooks("verify-restore", ["--uri", backup.json.uri],
+          { ...db.env, ...s3.env(), DATABASE_URL: `postgresql://vibes@127.0.0.1:${port}/${db.name}`, TMPDIR: tmp });
+        assertFailed(res, "verify-restore", /cannot reach PostgreSQL/);
+        assert.match(res.stderr, /downloading s3:/, "the dump was downloaded first");
+        assert.deepEqual(readdirSync(tmp), [], "the downloaded dump (the database's data) is removed");
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+        await s3.empty();
+      }
+    });
   });
 });

@@ -8,6 +8,8 @@ import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/
 import { withPassfile } from "../../hooks/lib/childEnv";
 import { redact, secretsIn } from "../../hooks/lib/redact";
 import { StepError } from "../../hooks/lib/errors";
+import { pgToolMajor } from "../../hooks/lib/pgTools";
+import { getCluster } from "../support/pgCluster";
 
 describe("hooks lib: connection settings, passfile, redaction", () => {
   it("reads DATABASE_URL, prefers VIBES_DB_PASSWORD, and never echoes the URL in errors", () => {
@@ -24,6 +26,14 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
       });
     }
     assert.throws(() => connectionFromEnv({}), /DATABASE_URL is not set/);
+    // A malformed %-escape is named, not echoed, and not a raw URIError.
+    assert.throws(() => connectionFromEnv({ DATABASE_URL: "postgresql://u:sek%zzret@h/db" }), (err: StepError) => {
+      assert.ok(err instanceof StepError);
+      assert.match(err.message, /DATABASE_URL has a malformed %-escape in its password/);
+      assert.ok(!err.message.includes("sek"));
+      return true;
+    });
+    assert.equal(connectionFromEnv({ DATABASE_URL: "postgresql://u@[::1]:5433/db" }).host, "::1");
     assert.deepEqual(connectionFromEnv({ PGHOST: "h", PGUSER: "u", PGDATABASE: "d" }),
       { host: "h", port: 5432, database: "d", user: "u", password: undefined, sslmode: undefined });
   });
@@ -31,7 +41,7 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
   it("withPassfile: 0600 file with escaped fields, no secrets in the child env, removed even on failure", async () => {
     let seen = "";
     const settings = { host: "h", port: 5432, database: "d", user: "u", password: "a:b\\c" };
-    const base = { VIBES_DB_PASSWORD: "a:b\\c", PGPASSWORD: "x", VIBES_ADMIN_TOKEN: "tok", KEEP: "1",
+    const base = { VIBES_DB_PASSWORD: "a:b\\c", PGPASSWORD: "x", VIBES_ADMIN_TOKEN: "tok", KEEP: "1", PGSERVICE: "other", PGHOSTADDR: "10.9.9.9",
       VIBES_NOTIFY_WEBHOOK_URL: "https://hooks.example/T0K3N", AWS_SECRET_ACCESS_KEY: "wJalr", AWS_SESSION_TOKEN: "sess" };
     await assert.rejects(withPassfile(settings, async (env) => {
       seen = env.PGPASSFILE!;
@@ -43,11 +53,52 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
       assert.equal(env.VIBES_ADMIN_TOKEN, undefined);
       for (const name of ["VIBES_NOTIFY_WEBHOOK_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) assert.equal(env[name], undefined, name);
       assert.equal(env.KEEP, "1");
+      assert.equal(env.PGSERVICE, undefined, "a service would override PGHOST");
+      assert.equal(env.PGHOSTADDR, undefined, "hostaddr would override PGHOST");
       assert.equal(env.DATABASE_URL, "postgresql://u@h:5432/d");
       assert.ok(!JSON.stringify(env).includes("a:b"));
       throw new Error("boom");
     }, base), /boom/);
     assert.ok(seen && !existsSync(seen), "passfile removed after a failure");
+    // A Unix socket outside libpq's default directory matches its directory, not "localhost".
+    await withPassfile({ ...settings, host: "/run/pg sock" }, async (env) => {
+      assert.equal(readFileSync(env.PGPASSFILE!, "utf8"), "/run/pg sock:5432:*:u:a\\:b\\\\c\nlocalhost:5432:*:u:a\\:b\\\\c\n");
+    }, base);
+  });
+
+  it("a client program asked its version gets no secret (a VIBES_PG_* override may be a wrapper)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vibes-tool-"));
+    try {
+      const tool = join(dir, "pg_restore");
+      writeFileSync(tool, `#!/bin/sh\nenv > "${dir}/env"\necho "pg_restore (PostgreSQL) 15.4"\n`, { mode: 0o755 });
+      const major = await pgToolMajor(tool, { PATH: process.env.PATH, KEEP: "1", VIBES_DB_PASSWORD: "s3cret-1", PGPASSWORD: "s3cret-2",
+        DATABASE_URL: "postgresql://u:s3cret-3@h/d", VIBES_ADMIN_TOKEN: "s3cret-4" });
+      assert.equal(major, 15);
+      const seen = readFileSync(join(dir, "env"), "utf8");
+      assert.match(seen, /^KEEP=1$/m);
+      assert.doesNotMatch(seen, /s3cret/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps its sessions alive against a server-wide idle_session_timeout (migrate's holds the lock while it waits)", async function () {
+    this.timeout(60_000);
+    const pg = await getCluster();
+    const db = await pg.createDatabase();
+    try {
+      await pg.query("postgres", `ALTER DATABASE ${db.name} SET idle_session_timeout = '1s'`);
+      const client = await connect(connectionFromEnv(db.env), { lockTimeout: "5s" });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        const res = await client.query("SELECT current_setting('idle_session_timeout') AS idle, current_setting('lock_timeout') AS lock");
+        assert.deepEqual(res.rows[0], { idle: "0", lock: "5s" });
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await pg.dropDatabase(db.name);
+    }
   });
 
   it("names the CA bundle setting when PGSSLROOTCERT cannot be read (verify-full)", async () => {

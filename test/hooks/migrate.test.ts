@@ -87,6 +87,18 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("reports no files checksum when it cannot be recorded, so the promotion gate never trusts an unrecorded one", async () => {
+    const { db, migrate } = await prepared();
+    // Another role owns alembic_version: alembic may update it, only its owner may comment on it.
+    await pg.query(db.name, "ALTER TABLE alembic_version OWNER TO postgres; GRANT ALL ON alembic_version TO vibes");
+    const up = await migrate(TARGET);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.json.changed, true);
+    assert.equal(up.json.filesSha256, null);
+    assert.match(up.stderr, /warning: cannot record the migration files' checksum on alembic_version/);
+    await pg.dropDatabase(db.name);
+  });
+
   it("validates a migration an interrupted run left unvalidated, and rolls it back when data was lost", async () => {
     // Good: the change committed, then the deployer died before validating.
     const good = await prepared();
