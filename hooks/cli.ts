@@ -35,7 +35,7 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   "health-gate": { module: "./steps/health-gate", usage: "[--timeout-seconds N] [--interval-seconds N]  wait for /health" },
   smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
   report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
-  restore: { module: "./steps/restore", usage: "--uri URI [--force]  restore a backup into the target database" },
+  restore: { module: "./steps/restore", usage: "--uri URI [--force] [--lock-wait-seconds N]  restore a backup into the target database" },
   restart: { module: "./steps/restart", usage: "[--timeout-seconds N]  the app's restart: VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set" },
   notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
   "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },

@@ -11,6 +11,7 @@ import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
 import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
+import { acquireMigrationLock, releaseMigrationLock } from "../lib/migrationLock";
 import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
@@ -19,9 +20,6 @@ import { pgDurationMs } from "../lib/text";
 import { restoreBackup } from "./restore";
 import { validateAgainstManifest } from "./validate";
 
-/** Session advisory lock key of `migrate` ("vibeshk"). Not the app's alembic env.py key
- * (0x76696265, taken per transaction by alembic itself), or alembic could never get its own. */
-export const MIGRATE_LOCK_KEY = 0x76696265_73686bn;
 
 /** A PostgreSQL duration setting, checked (it also goes into PGOPTIONS) and in milliseconds. */
 function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
@@ -45,30 +43,6 @@ function isAncestor(history: History, ancestor: string, of: string): boolean {
   return false;
 }
 
-async function acquireLock(client: Client, waitMs: number, log: (m: string) => void): Promise<void> {
-  const deadline = Date.now() + waitMs;
-  for (let announced = false; ; announced = true) {
-    const got = await client.query("SELECT pg_try_advisory_lock($1::bigint) AS got", [MIGRATE_LOCK_KEY.toString()]);
-    if (got.rows[0].got) return;
-    if (!announced) log("another migrate holds the migration lock; waiting");
-    if (Date.now() >= deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(0, deadline - Date.now()))));
-  }
-  // A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
-  const holder = await client.query(
-    `SELECT a.pid, a.usename, a.application_name, a.client_addr::text AS client_addr, a.backend_start
-       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [(MIGRATE_LOCK_KEY >> 32n).toString(), (MIGRATE_LOCK_KEY & 0xffffffffn).toString()]);
-  const h = holder.rows[0];
-  const who = h
-    ? `backend pid ${h.pid} (application "${h.application_name}", user ${h.usename}${h.client_addr ? ` from ${h.client_addr}` : ""}, connected since ${new Date(h.backend_start).toISOString()})`
-    : "a session that has just released it";
-  throw new StepError(`the migration lock is held by ${who}; waited ${Math.round(waitMs / 1000)}s`,
-    `another deployment is migrating this database: let it finish and re-run (the second run is a no-op if it succeeded); if that deployer is dead, end its session with SELECT pg_terminate_backend(${h?.pid ?? "<pid>"})`);
-}
 
 /**
  * Ends the database sessions a migration command left behind and waits until they are gone. A
@@ -173,11 +147,11 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       applicationName: `vibes-hooks migrate ${hostname()}:${process.pid}`.slice(0, 63),
     });
     try {
-      await acquireLock(client, lockWaitMs, log);
+      await acquireMigrationLock(client, lockWaitMs, log);
       log("holding the migration lock");
       return await migrateLocked(client);
     } finally {
-      await client.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATE_LOCK_KEY.toString()]).catch(() => undefined);
+      await releaseMigrationLock(client).catch(() => undefined);
       await client.end().catch(() => undefined);
     }
 

@@ -1,13 +1,15 @@
 /**
  * restore --uri URI [--force]: the guide's "Database Recovery". Checks the dump's SHA-256
- * against its manifest, refuses a database that already has any of the covered tables unless
- * --force (then replaces them in one transaction: --clean --if-exists --single-transaction),
- * and compares the result with the manifest.
+ * against its manifest, refuses a database that holds anything (any table, view or sequence
+ * outside the system schemas) unless --force (then replaces the backup's objects in one
+ * transaction: --clean --if-exists --single-transaction), and compares the result with the
+ * manifest. It holds the migration lock meanwhile: no migrate runs while it restores.
  */
 import { parseFlags, requireFlag } from "../lib/args";
 import { fetchVerified, pgRestoreInto } from "../lib/backupFile";
+import { acquireMigrationLock, releaseMigrationLock } from "../lib/migrationLock";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
-import { StepError } from "../lib/errors";
+import { StepError, UsageError } from "../lib/errors";
 import { MANIFEST_FORMAT, type Check } from "../lib/manifest";
 import { assertToolCanHandle, pgTool } from "../lib/pgTools";
 import { progress } from "../lib/progress";
@@ -23,9 +25,26 @@ export interface RestoreResult extends Record<string, unknown> {
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("restore", args, { uri: { type: "string" }, force: { type: "boolean", default: false } });
+  const { values } = parseFlags("restore", args, {
+    uri: { type: "string" },
+    force: { type: "boolean", default: false },
+    "lock-wait-seconds": { type: "string", default: "60" },
+  });
   const uri = requireFlag("restore", values.uri, "--uri", "URI (the uri printed by backup)");
-  return restoreBackup(connectionFromEnv(env), uri, env, { force: values.force });
+  const lockWaitMs = Number(values["lock-wait-seconds"]) * 1000;
+  if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0) throw new UsageError("restore: --lock-wait-seconds must be a number >= 0", "pass --lock-wait-seconds 60");
+  const settings = connectionFromEnv(env);
+  const log = progress("restore");
+  // A restore during a migrate (or its rollback) would mix the two: it waits for the lock migrate
+  // holds, on a session of its own (migrate's rollback calls restoreBackup holding it already).
+  const lock = await connect(settings, { applicationName: "vibes-hooks restore (lock)" });
+  try {
+    await acquireMigrationLock(lock, lockWaitMs, log);
+    return await restoreBackup(settings, uri, env, { force: values.force, log });
+  } finally {
+    await releaseMigrationLock(lock).catch(() => undefined);
+    await lock.end().catch(() => undefined);
+  }
 }
 
 /**
@@ -45,17 +64,22 @@ export async function restoreBackup(
     const client = await connect(settings, { applicationName: "vibes-hooks restore" });
     try {
       await assertToolCanHandle(pgTool("pg_restore", env), env, client);
+      // Anything in the database counts, not only the backup's tables: a restore must not mix a
+      // backup into another database, nor be refused late by objects that depend on its tables.
       const present = await client.query(
-        "SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL ORDER BY t", [tables]);
-      const existing = present.rows.map((r) => r.t as string);
+        `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1`);
+      const existing = present.rows.map((r) => r.name as string);
+      const named = existing.length > 8 ? `${existing.slice(0, 8).join(", ")} and ${existing.length - 8} more` : existing.join(", ");
       if (existing.length > 0 && !opts.force) {
-        throw new StepError(`${settings.database} is not empty: it has ${existing.join(", ")}`,
-          `to replace them with the backup's contents pass --force (take a backup of the current state first if it matters)`);
+        throw new StepError(`${settings.database} is not empty: it has ${named}`,
+          `to replace the backup's tables (${tables.join(", ")}) with its contents pass --force (take a backup of the current state first if it matters)`);
       }
-      log(existing.length > 0 ? `replacing ${existing.join(", ")} in ${settings.database}` : `restoring into ${settings.database}`);
+      log(existing.length > 0 ? `replacing the backup's objects in ${settings.database} (it has ${named})` : `restoring into ${settings.database}`);
       const extra = existing.length > 0 ? ["--clean", "--if-exists", "--single-transaction"] : ["--single-transaction"];
       await pgRestoreInto(settings, dump.path, env, extra,
-        "the restore was rolled back (single transaction): fix the cause shown (locks? stop the app) and rerun");
+        "the restore was rolled back (single transaction), nothing changed: fix the cause shown (an object outside the backup that depends on its tables, such as a view, must be dropped first; locks: stop the app) and rerun");
       const checks = await compareWithManifest(client, dump.manifest);
       const failed = checks.filter((c) => !c.ok);
       if (failed.length > 0) {

@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
-import { MIGRATE_LOCK_KEY } from "../../hooks/steps/migrate";
+import { MIGRATE_LOCK_KEY } from "../../hooks/lib/migrationLock";
 import { APP_DIR, APP_PYTHON, getCluster, PG_BIN, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { appWithFault, type Fault } from "../support/faults";

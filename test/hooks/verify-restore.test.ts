@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
+import { MIGRATE_LOCK_KEY } from "../../hooks/lib/migrationLock";
 
 describe("vibes-hooks verify-restore and restore", function () {
   let pg: PgCluster;
@@ -128,7 +129,7 @@ describe("vibes-hooks verify-restore and restore", function () {
         await pg.query(target.name, "DELETE FROM journals WHERE title IN (SELECT title FROM journals LIMIT 3)");
 
         const refused = await runHooks("restore", ["--uri", backup.uri], targetEnv);
-        assertFailed(refused, "restore", /is not empty: it has journal_tags, journals, tags, users/);
+        assertFailed(refused, "restore", /is not empty: it has public\.alembic_version, public\.journal_tags, public\.journals, public\.tags, public\.users/);
         assert.match(refused.json.next, /--force/);
         const [still] = await pg.query(target.name, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'");
         assert.equal(still.data_type, "uuid", "nothing touched");
@@ -143,6 +144,35 @@ describe("vibes-hooks verify-restore and restore", function () {
         assertSecretAbsent(res, pg.password);
       } finally {
         await pg.dropDatabase(target.name);
+      }
+    });
+
+    it("counts anything in the database as not empty, not only the backup's tables", async () => {
+      const other = await pg.createDatabase();
+      try {
+        await pg.query(other.name, "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int)");
+        const refused = await runHooks("restore", ["--uri", backup.uri], other.env);
+        assertFailed(refused, "restore", /is not empty: it has billing\.invoices/);
+        assert.deepEqual(await pg.query(other.name, "SELECT to_regclass('public.users') AS t"), [{ t: null }], "nothing restored");
+      } finally {
+        await pg.dropDatabase(other.name);
+      }
+    });
+
+    it("waits for the migration lock, so it never runs during a migrate; names the holder when it cannot get it", async () => {
+      const empty = await pg.createDatabase();
+      const holder = await pg.adminClient(empty.name);
+      try {
+        await holder.query("SELECT pg_advisory_lock($1::bigint)", [MIGRATE_LOCK_KEY.toString()]);
+        const res = await runHooks("restore", ["--uri", backup.uri, "--lock-wait-seconds", "1"], empty.env);
+        assertFailed(res, "restore", /the migration lock is held by backend pid \d+/);
+        assert.deepEqual(await pg.query(empty.name, "SELECT to_regclass('public.users') AS t"), [{ t: null }], "nothing restored");
+        await holder.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATE_LOCK_KEY.toString()]);
+        const after = await runHooks("restore", ["--uri", backup.uri], empty.env);
+        assert.equal(after.code, 0, after.stderr);
+      } finally {
+        await holder.end();
+        await pg.dropDatabase(empty.name);
       }
     });
 
