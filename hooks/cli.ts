@@ -2,10 +2,12 @@
  * vibes-hooks: the deploy-time CLI (see docs/architecture.md). Dispatches to hooks/steps/<step>.ts,
  * prints exactly one JSON line on stdout and a one-line error on stderr when the step fails.
  */
+import { constants as osConstants } from "node:os";
 import { StepError, UsageError, errorMessage } from "./lib/errors";
 import { notifyFailure } from "./lib/notify";
 import { progress } from "./lib/progress";
 import { redact, secretsIn } from "./lib/redact";
+import { signalChildren } from "./lib/run";
 import { enforceWindow } from "./steps/window-check";
 
 /**
@@ -76,6 +78,33 @@ function redactOutput(secrets: string[]): void {
   }
 }
 
+/**
+ * Ctrl-C, SIGTERM or SIGHUP: the children (pg_dump, alembic, psql...) run in process groups of
+ * their own and would go on alone, so the signal is passed on to them. The step then fails the
+ * usual way, as if the child had failed: migrate rolls back, every step removes what it wrote,
+ * ends its sessions and its passfile. With no child running, or on a second signal, the hook
+ * exits at once (its passfile is removed on exit; a re-run resumes: docs/operations.md).
+ */
+function passSignalsToChildren(step: string): void {
+  let interrupted = false;
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      const code = 128 + osConstants.signals[signal];
+      if (interrupted) {
+        process.stderr.write(`[${step}] ${signal} again: exiting now\n`);
+        process.exit(code);
+      }
+      interrupted = true;
+      const children = signalChildren("SIGTERM");
+      if (children === 0) {
+        process.stderr.write(`[${step}] ${signal}: exiting\n`);
+        process.exit(code);
+      }
+      process.stderr.write(`[${step}] ${signal}: stopping ${children} child process(es); the step fails and cleans up (a second signal exits at once)\n`);
+    });
+  }
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   redactOutput(secretsIn(env));
   const [step, ...args] = argv;
@@ -108,6 +137,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 }
 
 if (require.main === module) {
+  passSignalsToChildren(process.argv[2] ?? "vibes-hooks");
   main(process.argv.slice(2), process.env).then(
     // Exit explicitly: a step that left a socket open must not keep the deploy waiting.
     (code) => process.exit(code),

@@ -1,8 +1,16 @@
+import { rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { urlWithoutPassword, type ConnectionSettings } from "./connection";
 import { isSecretName } from "./redact";
+
+/** Passfile folders that exist now: removed also when the hook exits mid-run (process.exit on
+ * a signal skips the finally below). */
+const livePassfileDirs = new Set<string>();
+process.once("exit", () => {
+  for (const dir of livePassfileDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 function passfileField(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
@@ -41,6 +49,7 @@ export async function withPassfile<T>(
     return fn(env);
   }
   const dir = await mkdtemp(join(tmpdir(), "vibes-pgpass-")); // mkdtemp creates it 0700
+  livePassfileDirs.add(dir);
   try {
     const file = join(dir, "pgpass");
     // libpq matches a Unix socket against its directory, or against "localhost" when it is the
@@ -52,5 +61,6 @@ export async function withPassfile<T>(
     return await fn(env);
   } finally {
     await rm(dir, { recursive: true, force: true });
+    livePassfileDirs.delete(dir);
   }
 }

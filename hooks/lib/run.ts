@@ -26,6 +26,22 @@ export interface RunResult {
 
 const STDERR_TAIL = 16 * 1024;
 
+/** The children running now, by process group: each runs in a group of its own, out of reach of
+ * a Ctrl-C meant for the hook, so the hook passes such signals on (hooks/cli.ts). */
+const runningGroups = new Set<number>();
+
+/** Sends `signal` to every running child's process group; returns how many there were. */
+export function signalChildren(signal: NodeJS.Signals): number {
+  for (const pid of runningGroups) {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return runningGroups.size;
+}
+
 /**
  * Runs a program without a shell. Resolves with its exit code (128+signal when killed); rejects
  * only when it cannot start or when the stdout destination fails (the child is then killed).
@@ -36,6 +52,7 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     // Its own process group, so that a timeout or an abort stops what a shell started too
     // (a surviving grandchild would hold the pipes open and the step would hang).
     const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    if (child.pid !== undefined) runningGroups.add(child.pid);
     const kill = (signal: NodeJS.Signals) => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, signal);
@@ -92,6 +109,7 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
         }, opts.timeoutMs)
       : undefined;
     child.on("close", (code, signal) => {
+      if (child.pid !== undefined) runningGroups.delete(child.pid);
       clearTimeout(timer);
       clearTimeout(killTimer);
       opts.signal?.removeEventListener("abort", abort);

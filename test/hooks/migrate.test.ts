@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
@@ -236,6 +236,66 @@ describe("migrate", function () {
     assert.equal(done.json.changed, true);
     assert.equal(await revisionOf(db.name), TARGET);
     assert.equal(await lockHeld(), false, "the lock is released");
+    await pg.dropDatabase(db.name);
+  });
+
+  /** How many processes run with exactly this command line (arguments NUL-terminated, as in /proc). */
+  function processesRunning(cmdline: string): number {
+    return readdirSync("/proc").filter((p) => {
+      try {
+        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, "utf8") === cmdline;
+      } catch {
+        return false; // exited meanwhile
+      }
+    }).length;
+  }
+
+  /** Polls `check` every 100 ms until it holds (at most 60 s). */
+  async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it("on SIGTERM stops the running command (it runs out of the signal's reach), fails the usual way and leaves nothing behind", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    env.TMPDIR = tempDir("vibes-tmp-");
+    let hook = 0;
+    const running = migrate(TARGET, ["--up", `sleep 31.5; ${APP_PYTHON} -m alembic upgrade {rev}`], { onSpawn: (pid) => (hook = pid) });
+    const sleeping = async () => processesRunning("sleep\x0031.5\x00") > 0;
+    await until("the up command runs", sleeping);
+    process.kill(hook, "SIGTERM");
+    const res = await running;
+    assertFailed(res, "migrate", /the up command failed \(exit 143\).*back at 0000_initial with all data matching/);
+    assert.match(res.stderr, /SIGTERM: stopping 1 child process\(es\)/);
+    assert.equal(await sleeping(), false, "the command was stopped");
+    assert.deepEqual(readdirSync(env.TMPDIR), [], "the passfile is removed");
+    assert.equal(await migrateLockHeld(db.name), false);
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("on Ctrl-C with no command running (waiting for the lock) exits at once, removing its passfile", async () => {
+    const { db, env, migrate } = await prepared();
+    env.TMPDIR = tempDir("vibes-tmp-");
+    const holder = await pg.adminClient(db.name);
+    try {
+      await holder.query("SELECT pg_advisory_lock($1::bigint)", [MIGRATE_LOCK_KEY.toString()]);
+      let hook = 0;
+      const running = migrate(TARGET, ["--lock-wait-seconds", "60"], { onSpawn: (pid) => (hook = pid) });
+      await until("migrate waits for the lock", async () =>
+        (await pg.query("postgres", "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'vibes-hooks migrate %' AND datname = $1", [db.name])).length > 0);
+      process.kill(hook, "SIGINT");
+      const res = await running;
+      assert.equal(res.code, 130, res.stderr);
+      assert.match(res.stderr, /SIGINT: exiting/);
+      assert.deepEqual(readdirSync(env.TMPDIR), [], "the passfile is removed");
+      assert.equal(await revisionOf(db.name), BEFORE);
+    } finally {
+      await holder.end();
+    }
     await pg.dropDatabase(db.name);
   });
 
