@@ -96,11 +96,20 @@ export async function pgRestoreInto(
   const limit = env.VIBES_RESTORE_TIMEOUT || "6h";
   const timeoutMs = pgDurationMs(limit);
   if (timeoutMs === undefined) throw new StepError(`VIBES_RESTORE_TIMEOUT "${limit}" is not a positive PostgreSQL duration`, "set it to e.g. 6h");
+  // Bounded lock waits: a restore queued behind a reader would block everyone behind it (0 would
+  // wait forever).
+  const lockTimeout = (env.VIBES_LOCK_TIMEOUT || "60s").trim();
+  if (pgDurationMs(lockTimeout) === undefined) {
+    throw new StepError(`VIBES_LOCK_TIMEOUT "${lockTimeout}" is not a positive PostgreSQL duration`, "set it to e.g. 5s or 60s");
+  }
   await withPassfile(settings, async (childEnv) => {
-    // Bounded lock waits: a restore queued behind a reader would block everyone behind it.
-    childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${env.VIBES_LOCK_TIMEOUT || "60s"}`.trim();
+    childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${lockTimeout}`.trim();
     const res = await runChild(tool, ["--exit-on-error", "--no-password", `--dbname=${settings.database}`, ...extraArgs, path],
       { env: childEnv, label: "pg_restore", timeoutMs });
+    if (res.timedOut) {
+      throw new StepError(`pg_restore into ${settings.database} timed out after ${limit} (VIBES_RESTORE_TIMEOUT) and was stopped`,
+        "raise VIBES_RESTORE_TIMEOUT for a database this size, then rerun");
+    }
     assertSucceeded(res, `pg_restore into ${settings.database}`, next);
   }, env);
 }

@@ -77,8 +77,66 @@ export function alembicSource(opts: { python: string; appDir: string; versionsDi
 }
 
 const SQL_FILE = /^([A-Za-z0-9_.-]+)\.(up|down)\.sql$/;
-// A COMMIT inside a file would make its changes permanent apart from the revision update.
-const TRANSACTION_CONTROL = /^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\s*;\s*$/im;
+// Statements that end (or open) a transaction. ROLLBACK TO SAVEPOINT stays inside it.
+const TRANSACTION_CONTROL = /^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+((WORK|TRANSACTION)\s+)?TO\b)|PREPARE\s+TRANSACTION)\b/i;
+
+/**
+ * The first statement of `sql` that controls the transaction, or undefined. A COMMIT (or END,
+ * ABORT, ROLLBACK...) inside a file would make its changes permanent apart from the revision
+ * update. Comments, quoted strings and dollar-quoted bodies (PL/pgSQL's BEGIN ... END) are left
+ * out first; so is the body of a BEGIN ATOMIC function, whose statements end with END.
+ */
+export function transactionControlIn(sql: string): string | undefined {
+  let atomicBody = false;
+  for (const statement of codeStatements(sql)) {
+    if (atomicBody) {
+      if (/^END$/i.test(statement)) atomicBody = false;
+    } else if (/\bBEGIN ATOMIC\b/i.test(statement)) {
+      atomicBody = !/\bEND$/i.test(statement);
+    } else if (TRANSACTION_CONTROL.test(statement)) {
+      return statement;
+    }
+  }
+  return undefined;
+}
+
+/** The statements of `sql` (split at semicolons), each with its comments and quoted parts
+ * (strings, quoted names, dollar-quoted bodies) left out and its spaces collapsed. */
+function codeStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = "";
+  let i = 0;
+  const skipTo = (end: string, from: number) => {
+    const at = sql.indexOf(end, from);
+    return at < 0 ? sql.length : at + end.length;
+  };
+  while (i < sql.length) {
+    const rest = sql.slice(i, i + 2);
+    const dollar = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+    if (rest === "--") {
+      i = skipTo("\n", i);
+    } else if (rest === "/*") {
+      i = skipTo("*/", i + 2);
+    } else if (sql[i] === "'" || sql[i] === '"') {
+      // A doubled quote inside is two adjacent quoted parts: the same to this purpose.
+      i = skipTo(sql[i], i + 1);
+    } else if (dollar) {
+      i = skipTo(dollar[0], i + dollar[0].length);
+    } else if (sql[i] === ";") {
+      statements.push(current);
+      current = "";
+      i++;
+      continue;
+    } else {
+      current += sql[i];
+      i++;
+      continue;
+    }
+    current += " ";
+  }
+  statements.push(current);
+  return statements.map((st) => st.trim().replace(/\s+/g, " ")).filter(Boolean);
+}
 /** alembic_version.version_num is varchar(32), as alembic creates it. */
 const MAX_REVISION_LENGTH = 32;
 
@@ -112,9 +170,10 @@ export function sqlSource(dir: string): MigrationSource {
     (m[2] === "up" ? ups : downs).add(m[1]);
   }
   for (const name of names) {
-    if (TRANSACTION_CONTROL.test(readFileSync(join(dir, name), "utf8"))) {
-      throw new StepError(`${dir}/${name} controls the transaction (BEGIN/COMMIT/ROLLBACK)`,
-        "remove those lines: migrate runs the files and the revision update in one transaction of its own");
+    const control = transactionControlIn(readFileSync(join(dir, name), "utf8"));
+    if (control !== undefined) {
+      throw new StepError(`${dir}/${name} controls the transaction ("${control.slice(0, 40)}")`,
+        "remove it: migrate runs the files and the revision update in one transaction of its own");
     }
   }
   const orphan = [...downs].find((rev) => !ups.has(rev));

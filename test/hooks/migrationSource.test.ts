@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { StepError } from "../../hooks/lib/errors";
-import { alembicSource, sqlSource, type RunContext } from "../../hooks/lib/migrationSource";
+import { alembicSource, sqlSource, transactionControlIn, type RunContext } from "../../hooks/lib/migrationSource";
 import { APP_DIR } from "../support/pgCluster";
 
 // Revisions reach the sources from the database (alembic_version) and from manifests, not only
@@ -23,5 +23,28 @@ describe("migration sources: what they refuse before running anything", () => {
     const source = alembicSource({ python: "/nonexistent/python3", appDir: APP_DIR, versionsDir: join(APP_DIR, "migrations", "versions") });
     refused(() => source.run("down", "001_uuid_schema_migration", "0000_initial; touch /tmp/owned", ctx), /is not a revision id/);
     refused(() => source.run("up", null, "$(id)", ctx), /is not a revision id/);
+  });
+
+  it("finds any statement that would end the migration's transaction, and only those", () => {
+    for (const sql of [
+      "ALTER TABLE t ADD c int;\nCOMMIT;", "UPDATE t SET c = 1; COMMIT; -- done", "END;", "ABORT;", "commit and chain;",
+      "BEGIN;\nALTER TABLE t ADD c int;", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE;", "ROLLBACK;", "ROLLBACK WORK;",
+      "PREPARE TRANSACTION 'x';", "ALTER TABLE t ADD c int; /* now */ COMMIT",
+    ]) {
+      assert.ok(transactionControlIn(sql), `not found in: ${sql}`);
+    }
+    for (const sql of [
+      "ALTER TABLE t ADD c int;",
+      "SAVEPOINT s; UPDATE t SET c = 1; ROLLBACK TO SAVEPOINT s; RELEASE SAVEPOINT s;",
+      "ROLLBACK TO s;",
+      "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  COMMIT;\nEND;\n$$;",
+      "CREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END; $body$;",
+      "CREATE FUNCTION h() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\nALTER TABLE t ADD c int;",
+      "COMMENT ON TABLE t IS 'run COMMIT; later';",
+      "-- COMMIT;\nALTER TABLE t ADD c int; /* END; */",
+      'ALTER TABLE "commit" ADD c int;',
+    ]) {
+      assert.equal(transactionControlIn(sql), undefined, sql);
+    }
   });
 });

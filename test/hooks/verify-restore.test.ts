@@ -182,7 +182,10 @@ describe("vibes-hooks verify-restore and restore", function () {
         const emptyEnv = { ...empty.env };
         // A restore that runs past VIBES_RESTORE_TIMEOUT is stopped, not waited for.
         const slow = await runHooks("restore", ["--uri", backup.uri], { ...emptyEnv, VIBES_RESTORE_TIMEOUT: "1ms" });
-        assertFailed(slow, "restore", /pg_restore into .* timed out and was stopped/);
+        assertFailed(slow, "restore", /pg_restore into .* timed out after 1ms \(VIBES_RESTORE_TIMEOUT\) and was stopped/);
+        assert.match(slow.json.next, /raise VIBES_RESTORE_TIMEOUT/);
+        const lockOff = await runHooks("restore", ["--uri", backup.uri], { ...emptyEnv, VIBES_LOCK_TIMEOUT: "0" });
+        assertFailed(lockOff, "restore", /VIBES_LOCK_TIMEOUT "0" is not a positive PostgreSQL duration/);
         const badLimit = await runHooks("restore", ["--uri", backup.uri], { ...emptyEnv, VIBES_RESTORE_TIMEOUT: "soon" });
         assertFailed(badLimit, "restore", /VIBES_RESTORE_TIMEOUT "soon" is not a positive PostgreSQL duration/);
         await pg.dropDatabase(empty.name);
