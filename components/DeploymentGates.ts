@@ -54,7 +54,9 @@ export class DeploymentGates extends pulumi.ComponentResource {
         else pulumi.log.info(decision.message, this);
         return decision;
       });
-      summary.push(this.promotion.apply((d) => (d.overridden ? d.message : "promotion: validated on test")));
+      // The override, not the test stack's current outputs: a later test deployment must not
+      // change this input, which would re-run the start notification alone on the next `up`.
+      summary.push(this.promotion.apply((d) => (d.overridden ? `promotion OVERRIDDEN (${describeOverride(p.override!)})` : "promotion: validated on test")));
     }
     this.promotionOverride = pulumi.output(safety.promotion?.override ?? null);
 

@@ -124,7 +124,11 @@ describe("deployment gates under mocks (prod stack file)", () => {
     assert.deepEqual(errors, []);
     assert.ok(names.includes("maintenance-on"));
     assert.deepEqual(await new Promise((r) => gates.promotionOverride.apply(r)), override);
-    assert.match(String(seen.find((s) => s.name === "gates-notify-start")?.inputs.create), /OVERRIDDEN for prod \(reason "data loss hotfix"/);
+    const start = String(seen.find((s) => s.name === "gates-notify-start")?.inputs.create);
+    assert.match(start, /--summary 'promotion OVERRIDDEN \(reason "data loss hotfix"/);
+    // A later test deployment changes test's outputs, not this input: nothing re-runs alone.
+    const later = await plan({ schemaRevisionAfter: "0000_initial", migrationFilesSha256: "e".repeat(64) }, { promotionOverride: JSON.stringify(override) });
+    assert.equal(String(later.seen.find((s) => s.name === "gates-notify-start")?.inputs.create), start);
   });
 
   it("outside the window, preview still plans; window-check carries the override when one is set", async () => {
