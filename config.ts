@@ -58,6 +58,8 @@ export interface DeployConfig {
     downCommand?: string;
     lockTimeout: string;
     statementTimeout: string;
+    /** The whole migration command's limit (VIBES_MIGRATION_TIMEOUT). */
+    migrationTimeout: string;
     /** SHA-256 over the mode's files (<appDir>/migrations/versions/*.py, or <sqlDir>/*.sql), computed at plan time. */
     filesSha256: string;
   };
@@ -265,6 +267,10 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   };
   const lockTimeout = duration("lockTimeout", "5s");
   const statementTimeout = duration("statementTimeout", "30min");
+  const migrationTimeout = duration("migrationTimeout", "1h");
+  if ((pgDurationMs(migrationTimeout) ?? Infinity) < (pgDurationMs(statementTimeout) ?? 0)) {
+    bad("migrationTimeout", `${migrationTimeout} is shorter than statementTimeout ${statementTimeout}: one statement could outlast the whole migration`, setCmd("migrationTimeout", "2h"));
+  }
   let filesSha256 = "";
   if (sqlDirOk) {
     filesSha256 = plannedMigrationFilesSha256({ mode: "sql", sqlDir: sqlDir! });
@@ -355,7 +361,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
-    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, filesSha256 },
+    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
     rds,

@@ -113,6 +113,7 @@ export function hookEnvironment(
     env.VIBES_APP_DIR = config.app.dir;
     env.VIBES_LOCK_TIMEOUT = config.migration.lockTimeout;
     env.VIBES_STATEMENT_TIMEOUT = config.migration.statementTimeout;
+    env.VIBES_MIGRATION_TIMEOUT = config.migration.migrationTimeout;
   }
   // Secrets stay pulumi secrets: encrypted in state, masked in logs, and they make the
   // command's stdout/stderr secret too.

@@ -109,6 +109,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   if (mode !== "alembic" && mode !== "sql") throw new UsageError(`migrate: --mode "${mode}" is not alembic or sql`, "pass --mode alembic (the default) or --mode sql --sql-dir DIR");
   const lockTimeout = duration(env, "VIBES_LOCK_TIMEOUT", "5s");
   const statementTimeout = duration(env, "VIBES_STATEMENT_TIMEOUT", "30min");
+  // The whole command, its statements together (statement_timeout bounds each one alone).
+  const migrationTimeout = duration(env, "VIBES_MIGRATION_TIMEOUT", "1h");
   const source = mode === "sql" ? sqlFolder(values) : alembicRevisions(values, env);
   const settings = connectionFromEnv(env);
   const log = progress("migrate");
@@ -130,8 +132,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     // The commands' own sessions, by name: those a failed command leaves running are ended.
     const childApplication = `vibes-hooks migrate command ${process.pid}`;
     childEnv.PGAPPNAME = childApplication;
-    const commandTimeoutMs = statementTimeout.ms + 300_000;
-    const runContext = (what: string) => ({ env: childEnv, timeoutMs: commandTimeoutMs, log: (m: string) => log(`${what}: ${m}`) });
+    const runContext = (what: string) => ({ env: childEnv, timeoutMs: migrationTimeout.ms, log: (m: string) => log(`${what}: ${m}`) });
     const history = await source.history(runContext("history"));
     if (history.heads.length !== 1) {
       throw new StepError(`${source.name} reports ${history.heads.length} heads (${history.heads.join(", ")})`,
@@ -271,7 +272,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         const res = await runStep("up", revisionBefore, to, "up");
         const revisionAfter = await currentRevision(client);
         if (res.code !== 0) {
-          failure = `the up command failed (${res.timedOut ? `timed out after ${Math.round(commandTimeoutMs / 1000)}s: VIBES_STATEMENT_TIMEOUT + 5 min` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
+          failure = `the up command failed (${res.timedOut ? `timed out after ${migrationTimeout.text}: VIBES_MIGRATION_TIMEOUT` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
         } else if (revisionAfter !== to) {
           failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
         } else {

@@ -277,6 +277,16 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("stops a migration command that runs longer than VIBES_MIGRATION_TIMEOUT and rolls back", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    env.VIBES_MIGRATION_TIMEOUT = "2s";
+    const res = await migrate(TARGET, ["--up", `sleep 30.5; ${APP_PYTHON} -m alembic upgrade {rev}`]);
+    assertFailed(res, "migrate", /the up command failed \(timed out after 2s: VIBES_MIGRATION_TIMEOUT\).*back at 0000_initial with all data matching/);
+    assert.equal(processesRunning("sleep\x0030.5\x00"), 0, "the command was stopped");
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    await pg.dropDatabase(db.name);
+  });
+
   it("on Ctrl-C with no command running (waiting for the lock) exits at once, removing its passfile", async () => {
     const { db, env, migrate } = await prepared();
     env.TMPDIR = tempDir("vibes-tmp-");

@@ -104,6 +104,8 @@ describe("config", () => {
     ["test", "backupRetentionDays", { backupRetentionDays: "-1" }, /integer >= 1/],
     ["test", "lockTimeout", { lockTimeout: "-1s" }, /positive PostgreSQL duration/],
     ["test", "statementTimeout", { statementTimeout: "0" }, /positive PostgreSQL duration/],
+    ["test", "migrationTimeout", { migrationTimeout: "soon" }, /positive PostgreSQL duration/],
+    ["test", "migrationTimeout", { migrationTimeout: "10min" }, /10min is shorter than statementTimeout 30min/],
     ["test", "migrationMode", { migrationMode: "flyway" }, /one of alembic, sql/],
     ["test", "sqlDir", { migrationMode: "sql" }, /required when migrationMode is sql/],
     ["test", "sqlDir", { sqlDir: "/nonexistent/sql", migrationMode: "sql" }, /not a folder holding at least one <revision>\.up\.sql/],

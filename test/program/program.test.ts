@@ -194,6 +194,7 @@ describe("program", function () {
       assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA} --id-type uuid`);
       assert.ok(!/vibes-hooks|downgrade|migrate/.test(String(migrate.inputs.delete)), "delete must never downgrade");
       assert.equal(env(migrate).VIBES_LOCK_TIMEOUT, "5s");
+      assert.equal(env(migrate).VIBES_MIGRATION_TIMEOUT, "1h");
       assert.equal(env(byName(runs.prod, "migration-migrate")).VIBES_LOCK_TIMEOUT, "3s");
       assert.equal(env(migrate).VIBES_APP_DIR, "app");
       const validate = byName(runs.test, "validation-validate");
