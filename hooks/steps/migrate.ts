@@ -338,7 +338,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       throw new StepError(`${failure}. ${state}`,
         intact
           ? "keep maintenance mode on or turn it off to serve the old version; fix the migration and deploy again"
-          : `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri})`,
+          : `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri}); ` +
+            "if the dump itself cannot be used (checksum mismatch), restore the RDS snapshot taken before the migration (docs/operations.md)",
         { details: { revisionBefore, revisionAfter: revisionNow, changed: !intact, rolledBack, restoredFromBackup, failedChecks } });
     }
   }, env);
