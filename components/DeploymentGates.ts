@@ -54,9 +54,11 @@ export class DeploymentGates extends pulumi.ComponentResource {
         else pulumi.log.info(decision.message, this);
         return decision;
       });
-      // The override, not the test stack's current outputs: a later test deployment must not
-      // change this input, which would re-run the start notification alone on the next `up`.
-      summary.push(this.promotion.apply((d) => (d.overridden ? `promotion OVERRIDDEN (${describeOverride(p.override!)})` : "promotion: validated on test")));
+      // Through the decision, so that a refusal rejects the start notification (see above), but
+      // worded from config alone: a later test deployment must not change this input, which
+      // would re-run the start notification alone on the next `up`. The decision is logged above.
+      const stated = p.override ? `promotion override set (${describeOverride(p.override)})` : "promotion: validated on test";
+      summary.push(this.promotion.apply(() => stated));
     }
     this.promotionOverride = pulumi.output(safety.promotion?.override ?? null);
 

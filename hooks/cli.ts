@@ -91,6 +91,8 @@ function passSignalsToChildren(step: string): void {
     process.on(signal, () => {
       const code = 128 + osConstants.signals[signal];
       if (interrupted) {
+        // Not leaving them to go on alone, without the hook (and the migration lock it held).
+        signalChildren("SIGKILL");
         process.stderr.write(`[${step}] ${signal} again: exiting now\n`);
         process.exit(code);
       }

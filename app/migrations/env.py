@@ -24,7 +24,10 @@ if url.startswith("postgres://"):
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"application_name": "vibes-alembic"})
+    # vibes-hooks names the sessions of the commands it runs (PGAPPNAME), to end those a failed
+    # or timed-out command leaves running; by hand the session is "vibes-alembic".
+    app_name = os.environ.get("PGAPPNAME") or "vibes-alembic"
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"application_name": app_name})
     with engine.connect() as connection:
         context.configure(connection=connection, transaction_per_migration=False)
         with context.begin_transaction():

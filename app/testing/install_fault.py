@@ -1,6 +1,6 @@
 """Turns a copy of the app into one whose 001 revision is a fault-injected variant (tests only).
 
-    /usr/bin/python3 testing/install_fault.py <fail_halfway|drop_rows|reparent> <app copy>
+    /usr/bin/python3 testing/install_fault.py <fail_halfway|drop_rows|reparent|drop_table|hang> <app copy>
 
 The real revision moves beside the variants as testing/faulty_revisions/real_001.py, which the
 variant imports, so the variants carry only their fault, never a copy of the migration.
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REVISION = "001_uuid_schema_migration.py"
-FAULTS = ("fail_halfway", "drop_rows", "reparent")
+FAULTS = ("fail_halfway", "drop_rows", "reparent", "drop_table", "hang")
 
 
 def install_fault(app_copy: Path, fault: str) -> None:

@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -15,6 +13,7 @@ import { formatBytes } from "./progress";
 import { assertSucceeded, runChild } from "./run";
 import { pgDurationMs } from "./text";
 import { openReader } from "./storage";
+import { makeTempDir, removeTempDir } from "./tempDirs";
 
 export interface VerifiedDump {
   /** A local file holding the dump (the original for file:// URIs, else a downloaded copy). */
@@ -49,7 +48,7 @@ export async function fetchVerified(uri: string, env: NodeJS.ProcessEnv, log: (m
   let tmp: string | undefined;
   try {
     if (uri.startsWith("s3://")) {
-      tmp = await mkdtemp(join(tmpdir(), "vibes-dump-"));
+      tmp = await makeTempDir("vibes-dump-");
       path = join(tmp, "backup.dump");
       log(`downloading ${uri}`);
       await pipeline(openReader(env).get(uri), hashing, createWriteStream(path, { mode: 0o600 }));
@@ -61,13 +60,13 @@ export async function fetchVerified(uri: string, env: NodeJS.ProcessEnv, log: (m
       }
     }
   } catch (err) {
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (tmp) await removeTempDir(tmp);
     if (err instanceof StepError) throw err;
     throw new StepError(`cannot read ${uri}: ${(err as Error).message}`, "check the URI (as printed by the backup step) and access to it", { cause: err });
   }
   const sha256 = hash.digest("hex");
   const cleanup = async () => {
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (tmp) await removeTempDir(tmp);
   };
   if (sha256 !== manifest.dump.sha256 || bytes !== manifest.dump.bytes) {
     await cleanup();

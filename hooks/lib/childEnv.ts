@@ -1,16 +1,8 @@
-import { rmSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { urlWithoutPassword, type ConnectionSettings } from "./connection";
 import { isSecretName } from "./redact";
-
-/** Passfile folders that exist now: removed also when the hook exits mid-run (process.exit on
- * a signal skips the finally below). */
-const livePassfileDirs = new Set<string>();
-process.once("exit", () => {
-  for (const dir of livePassfileDirs) rmSync(dir, { recursive: true, force: true });
-});
+import { makeTempDir, removeTempDir } from "./tempDirs";
 
 function passfileField(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
@@ -48,8 +40,7 @@ export async function withPassfile<T>(
   if (settings.password === undefined) {
     return fn(env);
   }
-  const dir = await mkdtemp(join(tmpdir(), "vibes-pgpass-")); // mkdtemp creates it 0700
-  livePassfileDirs.add(dir);
+  const dir = await makeTempDir("vibes-pgpass-");
   try {
     const file = join(dir, "pgpass");
     // libpq matches a Unix socket against its directory, or against "localhost" when it is the
@@ -60,7 +51,6 @@ export async function withPassfile<T>(
     env.PGPASSFILE = file;
     return await fn(env);
   } finally {
-    await rm(dir, { recursive: true, force: true });
-    livePassfileDirs.delete(dir);
+    await removeTempDir(dir);
   }
 }

@@ -147,6 +147,7 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
     // migrate's session holds the migration lock, idle, for as long as the migration runs: TCP
     // keepalives keep NATs and load balancers from dropping it.
     keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000, // the OS default waits 2 h, past any NAT's idle timeout
   });
   // An idle client whose server goes away emits 'error'; without a listener node would crash.
   client.on("error", () => undefined);

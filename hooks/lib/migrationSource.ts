@@ -87,12 +87,15 @@ const TRANSACTION_CONTROL = /^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBA
  * out first; so is the body of a BEGIN ATOMIC function, whose statements end with END.
  */
 export function transactionControlIn(sql: string): string | undefined {
-  let atomicBody = false;
+  // Inside a BEGIN ATOMIC body, BEGIN and CASE open blocks that END closes, as psql counts them.
+  let atomicDepth = 0;
+  const depthChange = (text: string) =>
+    (text.match(/\b(BEGIN|CASE)\b/gi)?.length ?? 0) - (text.match(/\bEND\b/gi)?.length ?? 0);
   for (const statement of codeStatements(sql)) {
-    if (atomicBody) {
-      if (/^END$/i.test(statement)) atomicBody = false;
+    if (atomicDepth > 0) {
+      atomicDepth += depthChange(statement);
     } else if (/\bBEGIN ATOMIC\b/i.test(statement)) {
-      atomicBody = !/\bEND$/i.test(statement);
+      atomicDepth = depthChange(statement.slice(statement.search(/\bBEGIN ATOMIC\b/i)));
     } else if (TRANSACTION_CONTROL.test(statement)) {
       return statement;
     }
@@ -101,34 +104,44 @@ export function transactionControlIn(sql: string): string | undefined {
 }
 
 /** The statements of `sql` (split at semicolons), each with its comments and quoted parts
- * (strings, quoted names, dollar-quoted bodies) left out and its spaces collapsed. */
+ * (strings, E'' strings with backslash escapes, quoted names, dollar-quoted bodies) left out
+ * and its spaces collapsed. Block comments nest, as in PostgreSQL. */
 function codeStatements(sql: string): string[] {
   const statements: string[] = [];
   let current = "";
   let i = 0;
-  const skipTo = (end: string, from: number) => {
-    const at = sql.indexOf(end, from);
-    return at < 0 ? sql.length : at + end.length;
-  };
+  const identifierChar = (c: string | undefined) => c !== undefined && /[A-Za-z0-9_$]/.test(c);
   while (i < sql.length) {
-    const rest = sql.slice(i, i + 2);
-    const dollar = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
-    if (rest === "--") {
-      i = skipTo("\n", i);
-    } else if (rest === "/*") {
-      i = skipTo("*/", i + 2);
-    } else if (sql[i] === "'" || sql[i] === '"') {
-      // A doubled quote inside is two adjacent quoted parts: the same to this purpose.
-      i = skipTo(sql[i], i + 1);
+    const c = sql[i];
+    const two = sql.slice(i, i + 2);
+    const dollar = identifierChar(sql[i - 1]) ? null : /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+    if (two === "--") {
+      const end = sql.indexOf("\n", i);
+      i = end < 0 ? sql.length : end;
+    } else if (two === "/*") {
+      let depth = 0;
+      do {
+        const opens = sql.startsWith("/*", i);
+        const closes = !opens && sql.startsWith("*/", i);
+        depth += opens ? 1 : closes ? -1 : 0;
+        i += opens || closes ? 2 : 1;
+      } while (depth > 0 && i < sql.length);
+    } else if (c === "'" || c === '"') {
+      // E'...' takes backslash escapes; a doubled quote is two adjacent quoted parts either way.
+      const escapes = c === "'" && /[Ee]/.test(sql[i - 1] ?? "") && !identifierChar(sql[i - 2]);
+      i++;
+      while (i < sql.length && sql[i] !== c) i += escapes && sql[i] === "\\" ? 2 : 1;
+      i++;
     } else if (dollar) {
-      i = skipTo(dollar[0], i + dollar[0].length);
-    } else if (sql[i] === ";") {
+      const end = sql.indexOf(dollar[0], i + dollar[0].length);
+      i = end < 0 ? sql.length : end + dollar[0].length;
+    } else if (c === ";") {
       statements.push(current);
       current = "";
       i++;
       continue;
     } else {
-      current += sql[i];
+      current += c;
       i++;
       continue;
     }

@@ -108,8 +108,9 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
           killTimer = setTimeout(() => kill("SIGKILL"), 5000);
         }, opts.timeoutMs)
       : undefined;
+    // At exit, not close (which waits for the pipes): an exited child is not "running" any more.
+    child.on("exit", () => child.pid !== undefined && runningGroups.delete(child.pid));
     child.on("close", (code, signal) => {
-      if (child.pid !== undefined) runningGroups.delete(child.pid);
       clearTimeout(timer);
       clearTimeout(killTimer);
       opts.signal?.removeEventListener("abort", abort);

@@ -67,6 +67,16 @@ async function endChildSessions(client: Client, applicationName: string, log: (m
   }
 }
 
+/** dataChecks, with an error (a covered table dropped by a bad migration) as one failed check:
+ * the rollback then restores instead of giving up. */
+async function dataChecksOrFailure(client: Client, manifest: Manifest): Promise<Check[]> {
+  try {
+    return await dataChecks(client, manifest);
+  } catch (err) {
+    return [{ name: "data.readable", ok: false, detail: errorMessage(err) }];
+  }
+}
+
 /** Row counts and fingerprints of the live data against the manifest, in one snapshot. */
 async function dataChecks(client: Client, manifest: Manifest): Promise<Check[]> {
   await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
@@ -161,7 +171,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     async function runStep(direction: "up" | "down", from: string | null, rev: string, what: string): Promise<RunResult> {
       const res = await source.run(direction, from, rev, runContext(what));
       for (const line of res.stderr.split("\n").filter((l) => l.trim())) log(`  ${line}`);
-      if (res.code !== 0) await endChildSessions(client, childApplication, log);
+      if (res.code !== 0) {
+        // What failed is the command: a session that cannot be ended is reported, not raised.
+        await endChildSessions(client, childApplication, log).catch((err) => log(`warning: ${errorMessage(err)}`));
+      }
       return res;
     }
 
@@ -312,7 +325,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           }
         }
         revisionNow = await currentRevision(client);
-        checks = await dataChecks(client, manifest);
+        checks = await dataChecksOrFailure(client, manifest);
         if (revisionNow !== revisionBefore || failedOf(checks).length > 0) {
           log(`after the down command: revision ${revisionNow ?? "none"}; ${summarize(checks) || "data matches"}; restoring the backup ${manifest.dump.uri}`);
           try {
@@ -322,12 +335,13 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
             problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
           }
           revisionNow = await currentRevision(client);
-          checks = await dataChecks(client, manifest);
+          checks = await dataChecksOrFailure(client, manifest);
         }
       } catch (err) {
         // The session is lost, or a check cannot run: where the database is cannot be told here.
         throw new StepError(`${failure}. The rollback could not finish (${errorMessage(err)}${problem ? `; ${problem}` : ""}): the database's state is unknown`,
-          `keep maintenance mode on; re-run migrate with the same flags (it finds the database's revision, validates it against the manifest and rolls back what fails), or restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force)`,
+          `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri}). ` +
+            "Re-running migrate helps only if the database is at the target or untouched: it refuses data that differs from the backup",
           { details: { revisionBefore, revisionAfter: null, changed: true, rolledBack, restoredFromBackup, failedChecks } });
       }
       const intact = revisionNow === revisionBefore && failedOf(checks).length === 0;

@@ -69,7 +69,10 @@ export async function restoreBackup(
       const present = await client.query(
         `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-            AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1`);
+            AND n.nspname NOT LIKE 'pg\\_%'
+            -- an extension's own relations (pg_stat_statements' view) are not the database's content
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+          ORDER BY 1`);
       const existing = present.rows.map((r) => r.name as string);
       const named = existing.length > 8 ? `${existing.slice(0, 8).join(", ")} and ${existing.length - 8} more` : existing.join(", ");
       if (existing.length > 0 && !opts.force) {

@@ -60,7 +60,7 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
       throw new Error("boom");
     }, base), /boom/);
     assert.ok(seen && !existsSync(seen), "passfile removed after a failure");
-    // A Unix socket outside libpq's default directory matches its directory, not "localhost".
+    // A Unix socket matches its directory, or "localhost" when it is libpq's default one: both lines.
     await withPassfile({ ...settings, host: "/run/pg sock" }, async (env) => {
       assert.equal(readFileSync(env.PGPASSFILE!, "utf8"), "/run/pg sock:5432:*:u:a\\:b\\\\c\nlocalhost:5432:*:u:a\\:b\\\\c\n");
     }, base);

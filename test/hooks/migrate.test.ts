@@ -217,6 +217,17 @@ describe("migrate", function () {
     });
   }
 
+  it("restores the backup when the migration dropped a covered table and its down command fails too", async () => {
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("drop_table"));
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /the up step failed: table not found: journal_tags/);
+    assert.match(res.json.error, /back at 0000_initial with all data matching .*restored from the backup/);
+    assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: true });
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    await pg.dropDatabase(db.name);
+  });
+
   it("lets only one of two concurrent migrates run; the other names the lock holder", async () => {
     const { db, migrate } = await prepared();
     // The first migrate keeps the lock for a while: its up command sleeps before migrating.
@@ -277,13 +288,35 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
-  it("stops a migration command that runs longer than VIBES_MIGRATION_TIMEOUT and rolls back", async () => {
-    const { db, env, manifestUri, migrate } = await prepared();
-    env.VIBES_MIGRATION_TIMEOUT = "2s";
-    const res = await migrate(TARGET, ["--up", `sleep 30.5; ${APP_PYTHON} -m alembic upgrade {rev}`]);
-    assertFailed(res, "migrate", /the up command failed \(timed out after 2s: VIBES_MIGRATION_TIMEOUT\).*back at 0000_initial with all data matching/);
-    assert.equal(processesRunning("sleep\x0030.5\x00"), 0, "the command was stopped");
+  it("stops a migration that runs longer than VIBES_MIGRATION_TIMEOUT, ends alembic's session, and rolls back", async () => {
+    // The revision hangs inside its transaction, holding its locks, until the timeout stops alembic.
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("hang"));
+    env.VIBES_MIGRATION_TIMEOUT = "3s";
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /the up command failed \(timed out after 3s: VIBES_MIGRATION_TIMEOUT\).*back at 0000_initial with all data matching/);
+    // alembic names its session after PGAPPNAME (app/migrations/env.py), so it is found and ended.
+    assert.match(res.stderr, /ending 1 database session\(s\) the command left running/);
+    assert.equal(await revisionOf(db.name), BEFORE);
     assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("on a second signal kills the running command and exits at once, removing its passfile", async () => {
+    const { db, env, migrate } = await prepared();
+    env.TMPDIR = tempDir("vibes-tmp-");
+    let hook = 0;
+    // The command ignores SIGTERM: only the second signal's SIGKILL stops it.
+    const running = migrate(TARGET, ["--up", `trap '' TERM; sleep 32.5; ${APP_PYTHON} -m alembic upgrade {rev}`], { onSpawn: (pid) => (hook = pid) });
+    await until("the up command runs", async () => processesRunning("sleep\x0032.5\x00") > 0);
+    process.kill(hook, "SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(hook, "SIGTERM");
+    const res = await running;
+    assert.equal(res.code, 143, res.stderr);
+    assert.match(res.stderr, /SIGTERM again: exiting now/);
+    await until("the command is gone", async () => processesRunning("sleep\x0032.5\x00") === 0);
+    assert.deepEqual(readdirSync(env.TMPDIR), [], "the passfile is removed");
+    assert.equal(await revisionOf(db.name), BEFORE);
     await pg.dropDatabase(db.name);
   });
 

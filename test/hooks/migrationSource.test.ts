@@ -30,6 +30,7 @@ describe("migration sources: what they refuse before running anything", () => {
       "ALTER TABLE t ADD c int;\nCOMMIT;", "UPDATE t SET c = 1; COMMIT; -- done", "END;", "ABORT;", "commit and chain;",
       "BEGIN;\nALTER TABLE t ADD c int;", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE;", "ROLLBACK;", "ROLLBACK WORK;",
       "PREPARE TRANSACTION 'x';", "ALTER TABLE t ADD c int; /* now */ COMMIT",
+      "UPDATE t SET note = E'it\\'s'; COMMIT;", "/* it's /* nested */ still a comment */ COMMIT;", "SELECT 1 AS a$b$c; COMMIT;",
     ]) {
       assert.ok(transactionControlIn(sql), `not found in: ${sql}`);
     }
@@ -43,6 +44,9 @@ describe("migration sources: what they refuse before running anything", () => {
       "COMMENT ON TABLE t IS 'run COMMIT; later';",
       "-- COMMIT;\nALTER TABLE t ADD c int; /* END; */",
       'ALTER TABLE "commit" ADD c int;',
+      "CREATE FUNCTION s(x int) RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 'pos' ELSE 'neg' END; END;\nALTER TABLE t ADD c int;",
+      "UPDATE t SET note = E'a\\'; END;'; ALTER TABLE t ADD c int;",
+      "/* outer /* inner */ COMMIT; */ ALTER TABLE t ADD c int;",
     ]) {
       assert.equal(transactionControlIn(sql), undefined, sql);
     }

@@ -157,6 +157,15 @@ describe("vibes-hooks verify-restore and restore", function () {
       } finally {
         await pg.dropDatabase(other.name);
       }
+      // An extension's own objects (pg_stat_statements' views) are not content.
+      const withExtension = await pg.createDatabase();
+      try {
+        await pg.query(withExtension.name, "CREATE EXTENSION pg_stat_statements");
+        const res = await runHooks("restore", ["--uri", backup.uri], withExtension.env);
+        assert.equal(res.code, 0, res.stderr);
+      } finally {
+        await pg.dropDatabase(withExtension.name);
+      }
     });
 
     it("waits for the migration lock, so it never runs during a migrate; names the holder when it cannot get it", async () => {

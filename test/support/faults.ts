@@ -5,7 +5,7 @@ import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { APP_DIR, APP_PYTHON } from "./pgCluster";
 
-export type Fault = "fail_halfway" | "drop_rows" | "reparent";
+export type Fault = "fail_halfway" | "drop_rows" | "reparent" | "drop_table" | "hang";
 
 /** Copies app/ to `dest` (without run state or caches) and installs `fault` there with the app's
  * own installer, which keeps the real revision beside the variant. Returns `dest`. */
