@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "./errors";
+import { StepError, UsageError } from "./errors";
+import { pgDurationMs } from "./text";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -19,4 +20,15 @@ export function parseFlags<O extends Options>(step: string, args: string[], opti
 export function requireFlag(step: string, value: string | undefined, flag: string, example: string): string {
   if (!value) throw new UsageError(`${step}: ${flag} is required`, `pass ${flag} ${example}`);
   return value;
+}
+
+/** A PostgreSQL duration setting from the environment, checked (it may go into PGOPTIONS) and in
+ * milliseconds. */
+export function durationSetting(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
+  const text = (env[name] || fallback).trim();
+  const ms = pgDurationMs(text);
+  if (ms === undefined) {
+    throw new StepError(`${name} "${text}" is not a positive PostgreSQL duration (at most 24 days)`, `set ${name} to a value such as 5s, 500ms or 30min`);
+  }
+  return { text, ms };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
+import { durationSetting } from "./args";
 import { withPassfile } from "./childEnv";
 import type { ConnectionSettings } from "./connection";
 import { StepError } from "./errors";
@@ -11,7 +12,6 @@ import { loadManifest, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "./
 import { pgTool } from "./pgTools";
 import { formatBytes } from "./progress";
 import { assertSucceeded, runChild } from "./run";
-import { pgDurationMs } from "./text";
 import { openReader } from "./storage";
 import { makeTempDir, removeTempDir } from "./tempDirs";
 
@@ -92,21 +92,16 @@ export async function pgRestoreInto(
 ): Promise<void> {
   const tool = pgTool("pg_restore", env);
   // A hung restore must not hold the migration lock (the automatic rollback restores) forever.
-  const limit = env.VIBES_RESTORE_TIMEOUT || "6h";
-  const timeoutMs = pgDurationMs(limit);
-  if (timeoutMs === undefined) throw new StepError(`VIBES_RESTORE_TIMEOUT "${limit}" is not a positive PostgreSQL duration`, "set it to e.g. 6h");
+  const limit = durationSetting(env, "VIBES_RESTORE_TIMEOUT", "6h");
   // Bounded lock waits: a restore queued behind a reader would block everyone behind it (0 would
   // wait forever).
-  const lockTimeout = (env.VIBES_LOCK_TIMEOUT || "60s").trim();
-  if (pgDurationMs(lockTimeout) === undefined) {
-    throw new StepError(`VIBES_LOCK_TIMEOUT "${lockTimeout}" is not a positive PostgreSQL duration`, "set it to e.g. 5s or 60s");
-  }
+  const lockTimeout = durationSetting(env, "VIBES_LOCK_TIMEOUT", "60s");
   await withPassfile(settings, async (childEnv) => {
-    childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${lockTimeout}`.trim();
+    childEnv.PGOPTIONS = `${childEnv.PGOPTIONS ?? ""} -c lock_timeout=${lockTimeout.text}`.trim();
     const res = await runChild(tool, ["--exit-on-error", "--no-password", `--dbname=${settings.database}`, ...extraArgs, path],
-      { env: childEnv, label: "pg_restore", timeoutMs });
+      { env: childEnv, label: "pg_restore", timeoutMs: limit.ms });
     if (res.timedOut) {
-      throw new StepError(`pg_restore into ${settings.database} timed out after ${limit} (VIBES_RESTORE_TIMEOUT) and was stopped`,
+      throw new StepError(`pg_restore into ${settings.database} timed out after ${limit.text} (VIBES_RESTORE_TIMEOUT) and was stopped`,
         "raise VIBES_RESTORE_TIMEOUT for a database this size, then rerun");
     }
     assertSucceeded(res, `pg_restore into ${settings.database}`, next);

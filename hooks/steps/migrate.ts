@@ -5,7 +5,7 @@
 import { hostname } from "node:os";
 import { statSync } from "node:fs";
 import type { Client } from "pg";
-import { parseFlags, requireFlag } from "../lib/args";
+import { durationSetting, parseFlags, requireFlag } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
@@ -16,18 +16,9 @@ import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSour
 import { progress } from "../lib/progress";
 import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
-import { pgDurationMs } from "../lib/text";
 import { restoreBackup } from "./restore";
 import { validateAgainstManifest } from "./validate";
 
-
-/** A PostgreSQL duration setting, checked (it also goes into PGOPTIONS) and in milliseconds. */
-function duration(env: NodeJS.ProcessEnv, name: string, fallback: string): { text: string; ms: number } {
-  const text = (env[name] || fallback).trim();
-  const ms = pgDurationMs(text);
-  if (ms === undefined) throw new StepError(`${name} "${text}" is not a positive PostgreSQL duration`, `set ${name} to a value such as 5s, 500ms or 30min`);
-  return { text, ms };
-}
 
 function isAncestor(history: History, ancestor: string, of: string): boolean {
   const seen = new Set<string>();
@@ -117,10 +108,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   }
   const mode = values.mode ?? "alembic";
   if (mode !== "alembic" && mode !== "sql") throw new UsageError(`migrate: --mode "${mode}" is not alembic or sql`, "pass --mode alembic (the default) or --mode sql --sql-dir DIR");
-  const lockTimeout = duration(env, "VIBES_LOCK_TIMEOUT", "5s");
-  const statementTimeout = duration(env, "VIBES_STATEMENT_TIMEOUT", "30min");
+  const lockTimeout = durationSetting(env, "VIBES_LOCK_TIMEOUT", "5s");
+  const statementTimeout = durationSetting(env, "VIBES_STATEMENT_TIMEOUT", "30min");
   // The whole command, its statements together (statement_timeout bounds each one alone).
-  const migrationTimeout = duration(env, "VIBES_MIGRATION_TIMEOUT", "1h");
+  const migrationTimeout = durationSetting(env, "VIBES_MIGRATION_TIMEOUT", "1h");
   const source = mode === "sql" ? sqlFolder(values) : alembicRevisions(values, env);
   const settings = connectionFromEnv(env);
   const log = progress("migrate");
