@@ -54,6 +54,11 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   return { bucket: m[1], key: m[2] };
 }
 
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  await fh.sync().finally(() => fh.close());
+}
+
 /**
  * fsync of a folder, making the entries made in it durable. Like PostgreSQL's fsync_fname, it
  * passes over file systems that cannot sync a folder (EINVAL, EBADF) and a folder it may write
@@ -61,8 +66,7 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
  */
 async function fsyncFolder(path: string): Promise<void> {
   try {
-    const fh = await open(path, "r");
-    await fh.sync().finally(() => fh.close());
+    await fsyncPath(path);
   } catch (err) {
     if (!["EINVAL", "EBADF", "EACCES"].includes((err as NodeJS.ErrnoException).code ?? "")) throw err;
   }
@@ -135,8 +139,7 @@ class Store implements BackupStore {
         const made = await mkdir(dirname(path), { recursive: true });
         if (made !== undefined) await fsyncFolder(dirname(made));
         await pipeline(counted, createWriteStream(tmp, { mode: 0o600 }));
-        const fh = await open(tmp, "r");
-        await fh.sync().finally(() => fh.close());
+        await fsyncPath(tmp);
         await rename(tmp, path);
         renamed = true;
         await fsyncFolder(dirname(path));

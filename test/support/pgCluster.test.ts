@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { once } from "node:events";
 import { dirname, join } from "node:path";
 import { REPO_ROOT } from "./hooks";
-import { PG_BIN } from "./pgCluster";
+import { stopPostgres } from "./pgCluster";
 
 // The throwaway cluster of a test process that is stopped by a signal (Ctrl-C, a CI timeout) must
 // be stopped and removed too: without the signal handlers the postmaster outlives the process.
@@ -44,12 +44,10 @@ describe("test support: the throwaway cluster", function () {
       } finally {
         // Whatever failed above, leave no process and no cluster behind.
         child.kill("SIGKILL");
-        if (dataDir && existsSync(join(dataDir, "postmaster.pid"))) {
-          const stop = [join(PG_BIN, "pg_ctl"), "-D", dataDir, "-m", "immediate", "-w", "stop"];
-          if (process.getuid?.() === 0) spawnSync("runuser", ["-u", "postgres", "--", ...stop], { stdio: "ignore" });
-          else spawnSync(stop[0], stop.slice(1), { stdio: "ignore" });
+        if (dataDir) {
+          stopPostgres(dataDir);
+          rmSync(dirname(dataDir), { recursive: true, force: true });
         }
-        if (dataDir) rmSync(dirname(dataDir), { recursive: true, force: true });
       }
     });
   }

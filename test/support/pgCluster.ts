@@ -184,14 +184,18 @@ export class PgCluster {
   stopSync(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (existsSync(join(this.dataDir, "postmaster.pid"))) {
-      const [cmd, argv] = asPostgres
-        ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), "-D", this.dataDir, "-m", "immediate", "-w", "stop"]]
-        : [join(PG_BIN, "pg_ctl"), ["-D", this.dataDir, "-m", "immediate", "-w", "stop"]];
-      spawnSync(cmd, argv, { stdio: "ignore" });
-    }
+    stopPostgres(this.dataDir);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Stops the postmaster of `dataDir` at once (immediate mode), when one runs there. */
+export function stopPostgres(dataDir: string): void {
+  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
+  const [cmd, argv] = asPostgres
+    ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), "-D", dataDir, "-m", "immediate", "-w", "stop"]]
+    : [join(PG_BIN, "pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"]];
+  spawnSync(cmd, argv, { stdio: "ignore" });
 }
 
 let shared: Promise<PgCluster> | undefined;
