@@ -11,7 +11,7 @@ import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
 import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
-import { acquireMigrationLock, releaseMigrationLock } from "../lib/migrationLock";
+import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
@@ -100,8 +100,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   // The key columns' type at the target, for the validation after going up.
   const idType = values["id-type"];
   if (idType !== "uuid" && idType !== "integer") throw new UsageError(`migrate: --id-type "${idType}" is not uuid or integer`, "pass the target revision's id type: --id-type uuid (or integer)");
-  const lockWaitMs = Number(values["lock-wait-seconds"] ?? "60") * 1000;
-  if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0) throw new UsageError("migrate: --lock-wait-seconds must be a number >= 0", "pass --lock-wait-seconds 60");
+  const lockWaitMs = parseLockWait("migrate", values["lock-wait-seconds"]);
   const expectedSha = values["files-sha256"]?.toLowerCase();
   if (expectedSha !== undefined && !/^[0-9a-f]{64}$/.test(expectedSha)) {
     throw new UsageError("migrate: --files-sha256 must be 64 hex digits", "pass the migrationFilesSha256 the deployment was planned with");
@@ -149,11 +148,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       applicationName: `vibes-hooks migrate ${hostname()}:${process.pid}`.slice(0, 63),
     });
     try {
-      await acquireMigrationLock(client, lockWaitMs, log);
-      log("holding the migration lock");
-      return await migrateLocked(client);
+      return await withMigrationLock(client, lockWaitMs, log, () => migrateLocked(client));
     } finally {
-      await releaseMigrationLock(client).catch(() => undefined);
       await client.end().catch(() => undefined);
     }
 

@@ -7,9 +7,9 @@
  */
 import { parseFlags, requireFlag } from "../lib/args";
 import { fetchVerified, pgRestoreInto } from "../lib/backupFile";
-import { acquireMigrationLock, releaseMigrationLock } from "../lib/migrationLock";
+import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
-import { StepError, UsageError } from "../lib/errors";
+import { StepError } from "../lib/errors";
 import { MANIFEST_FORMAT, type Check } from "../lib/manifest";
 import { assertToolCanHandle, pgTool } from "../lib/pgTools";
 import { progress } from "../lib/progress";
@@ -28,21 +28,18 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   const { values } = parseFlags("restore", args, {
     uri: { type: "string" },
     force: { type: "boolean", default: false },
-    "lock-wait-seconds": { type: "string", default: "60" },
+    "lock-wait-seconds": { type: "string" },
   });
   const uri = requireFlag("restore", values.uri, "--uri", "URI (the uri printed by backup)");
-  const lockWaitMs = Number(values["lock-wait-seconds"]) * 1000;
-  if (!Number.isFinite(lockWaitMs) || lockWaitMs < 0) throw new UsageError("restore: --lock-wait-seconds must be a number >= 0", "pass --lock-wait-seconds 60");
+  const lockWaitMs = parseLockWait("restore", values["lock-wait-seconds"]);
   const settings = connectionFromEnv(env);
   const log = progress("restore");
   // A restore during a migrate (or its rollback) would mix the two: it waits for the lock migrate
   // holds, on a session of its own (migrate's rollback calls restoreBackup holding it already).
   const lock = await connect(settings, { applicationName: "vibes-hooks restore (lock)" });
   try {
-    await acquireMigrationLock(lock, lockWaitMs, log);
-    return await restoreBackup(settings, uri, env, { force: values.force, log });
+    return await withMigrationLock(lock, lockWaitMs, log, () => restoreBackup(settings, uri, env, { force: values.force, log }));
   } finally {
-    await releaseMigrationLock(lock).catch(() => undefined);
     await lock.end().catch(() => undefined);
   }
 }
