@@ -234,11 +234,7 @@ describe("migrate", function () {
     const slowUp = `sleep 3; ${APP_PYTHON} -m alembic upgrade {rev}`;
     const first = migrate(TARGET, ["--up", slowUp]);
     const lockHeld = () => migrateLockHeld(db.name);
-    const deadline = Date.now() + 60_000;
-    while (!(await lockHeld())) {
-      assert.ok(Date.now() < deadline, "the first migrate never took the lock");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until("the first migrate takes the lock", lockHeld);
     const second = await migrate(TARGET, ["--lock-wait-seconds", "1"]);
     assertFailed(second, "migrate", /migration lock is held by backend pid \d+ \(application "vibes-hooks migrate [^"]+", user vibes/);
     assert.match(second.json.next, /pg_terminate_backend\(\d+\)/);
