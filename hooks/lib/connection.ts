@@ -157,21 +157,26 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
     await client.end().catch(() => undefined);
     throw connectError(settings, err);
   }
-  // One round trip. idle_session_timeout (PostgreSQL 14+; skipped where the server lacks it) is
-  // off: a server-wide setting must not end migrate's lock-holding session mid-migration.
+  // idle_session_timeout (PostgreSQL 14+) is off: a server-wide setting must not end migrate's
+  // lock-holding session mid-migration.
   const settingsToSet: [string, string][] = [["idle_session_timeout", "0"]];
   if (opts.statementTimeout !== undefined) settingsToSet.push(["statement_timeout", String(opts.statementTimeout)]);
   if (opts.lockTimeout !== undefined) settingsToSet.push(["lock_timeout", String(opts.lockTimeout)]);
   try {
-    await client.query(
-      `SELECT set_config(v.name, v.value, false) FROM (VALUES ${settingsToSet.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(", ")}) AS v(name, value)
-        WHERE current_setting(v.name, true) IS NOT NULL`, settingsToSet.flat());
+    await setSessionSettings(client, settingsToSet);
   } catch (err) {
     await client.end().catch(() => undefined);
     throw new StepError(`invalid timeout setting: ${(err as Error).message}`,
       "use a PostgreSQL duration such as 5s or 30min for VIBES_LOCK_TIMEOUT / VIBES_STATEMENT_TIMEOUT");
   }
   return client;
+}
+
+/** Sets session settings in one round trip; a setting the server does not have is skipped. */
+export async function setSessionSettings(client: Client, settings: [string, string][]): Promise<void> {
+  await client.query(
+    `SELECT set_config(v.name, v.value, false) FROM (VALUES ${settings.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(", ")}) AS v(name, value)
+      WHERE current_setting(v.name, true) IS NOT NULL`, settings.flat());
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Client } from "pg";
+import { setSessionSettings } from "./connection";
 import { StepError } from "./errors";
 import { serverMajor } from "./pgTools";
 import { openReader } from "./storage";
@@ -75,10 +76,6 @@ const CONTYPE: Record<string, ConstraintInfo["type"]> = { p: "PRIMARY KEY", f: "
 
 export function quoteIdent(id: string): string {
   return `"${id.replace(/"/g, '""')}"`;
-}
-
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
 }
 
 // Text output of dates, floats and bytea depends on session settings: pin them so that
@@ -223,8 +220,7 @@ export async function captureState(client: Client, tables: string[], reference?:
   }
   // On large tables the planner would JIT-compile each query: that costs more than it saves on
   // hashing, and it is CPU taken from pg_dump while the backup runs.
-  const settings: [string, string][] = [...STABLE_SETTINGS, ["jit", "off"]];
-  await client.query(`SELECT ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ")}`, settings.flat());
+  await setSessionSettings(client, [...STABLE_SETTINGS, ["jit", "off"]]);
   const oids = await tableOids(client, tables);
   const constraints = await readConstraints(client, [...oids.values()]);
   const indexes = await readIndexes(client, [...oids.values()]);
@@ -345,7 +341,7 @@ function rowsCheck(table: string, expected: number, actual: number | undefined):
 export async function compareRowCounts(client: Client, expected: DatabaseState): Promise<Check[]> {
   const tables = Object.keys(expected.tables);
   await tableOids(client, tables); // a missing table fails here, naming it
-  const counts = await client.query(tables.map((t) => `SELECT ${quoteLiteral(t)} AS t, count(*)::bigint AS n FROM ${quoteIdent(t)}`).join(" UNION ALL "));
+  const counts = await client.query(tables.map((t) => `SELECT ${client.escapeLiteral(t)} AS t, count(*)::bigint AS n FROM ${quoteIdent(t)}`).join(" UNION ALL "));
   const found = new Map(counts.rows.map((r) => [r.t as string, Number(r.n)]));
   return tables.map((t) => rowsCheck(t, expected.tables[t].rows, found.get(t)));
 }
