@@ -30,15 +30,19 @@ const STDERR_TAIL = 16 * 1024;
  * a Ctrl-C meant for the hook, so the hook passes such signals on (hooks/cli.ts). */
 const runningGroups = new Set<number>();
 
+/** Signals the process group led by `pid`; false when the group is gone (or was never made). */
+function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Sends `signal` to every running child's process group; returns how many there were. */
 export function signalChildren(signal: NodeJS.Signals): number {
-  for (const pid of runningGroups) {
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // exited meanwhile
-    }
-  }
+  for (const pid of runningGroups) signalGroup(pid, signal);
   return runningGroups.size;
 }
 
@@ -54,11 +58,7 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], detached: true });
     if (child.pid !== undefined) runningGroups.add(child.pid);
     const kill = (signal: NodeJS.Signals) => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, signal);
-      } catch {
-        child.kill(signal); // the group is gone already, or was never made
-      }
+      if (child.pid === undefined || !signalGroup(child.pid, signal)) child.kill(signal);
     };
     let stdout = "";
     let stderr = "";
