@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { SSL_MODES } from "./hooks/lib/connection";
+import { TABLE_NAME } from "./hooks/lib/tables";
 import { plannedMigrationFilesSha256 } from "./hooks/lib/migrationFiles";
 import { pgDurationMs } from "./hooks/lib/text";
 import { loadSafetyConfig, SafetyConfig } from "./safety/config";
@@ -50,6 +51,12 @@ export interface DeployConfig {
     targetRevision: string;
     /** The id type the covered tables have at targetRevision. */
     expectedIdType: IdType;
+    /** uuid ids' default after the migration: an expression, or "none" (ids made by the app). */
+    idDefault: string;
+    /** "4", "7" or "any". */
+    uuidVersion: string;
+    /** A rollback that renumbered the integer ids is accepted instead of restoring the backup. */
+    acceptRenumberedIds: boolean;
     mode: MigrationMode;
     /** sql mode: folder of <revision>.up.sql / <revision>.down.sql files. */
     sqlDir?: string;
@@ -95,7 +102,6 @@ export interface DeployConfig {
 }
 
 const REVISION = /^[A-Za-z0-9_]+$/;
-const TABLE = /^[a-z_][a-z0-9_]*$/;
 const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
 
 /** Reads the stack's configuration from Pulumi (program entry point). */
@@ -214,12 +220,13 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const tablesRaw = raw("tables");
   try {
     const parsed: unknown = JSON.parse(tablesRaw ?? "null");
-    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((t) => typeof t === "string" && TABLE.test(t))) {
+    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((t) => typeof t === "string" && TABLE_NAME.test(t))
+      || new Set(parsed).size !== parsed.length) {
       throw new Error("bad");
     }
     tables = parsed as string[];
   } catch {
-    bad("tables", `must be a non-empty list of lowercase table names (got ${JSON.stringify(tablesRaw)})`,
+    bad("tables", `must be a non-empty list of distinct lowercase table names, optionally schema-qualified like public.users (got ${JSON.stringify(tablesRaw)})`,
       `set it with: pulumi config set --path 'tables[0]' users --stack ${stack} (one entry per table)`);
   }
 
@@ -252,6 +259,10 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     bad("targetRevision", `${JSON.stringify(targetRevision)} is not one of revisionIdTypes (${[...idTypes.keys()].join(", ")})`,
       `set targetRevision to one of them, or add "${targetRevision}=uuid" to revisionIdTypes`);
   }
+  const idDefault = str("idDefault", "'gen_random_uuid()'");
+  if (idDefault && /[;\n]/.test(idDefault)) bad("idDefault", `must be one SQL expression such as gen_random_uuid(), or none (got ${JSON.stringify(idDefault)})`, setCmd("idDefault", "'gen_random_uuid()'"));
+  const uuidVersion = oneOf("uuidVersion", ["4", "7", "any"] as const);
+  const acceptRenumberedIds = bool("acceptRenumberedIds");
   const mode = oneOf("migrationMode", ["alembic", "sql"] as const);
   const sqlDir = raw("sqlDir");
   const sqlFix = setCmd("sqlDir", "app/migrations/sql") + " (the folder of <revision>.up.sql and <revision>.down.sql files)";
@@ -361,7 +372,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
-    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, filesSha256 },
+    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, idDefault, uuidVersion, acceptRenumberedIds, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
     rds,

@@ -1,6 +1,7 @@
 // The UUID schema deployment (../shared/seed/uuid-deployment-guide.md) as one graph per stack.
 // Each stage depends on the one before it; data (the verified backup's manifest and checksum)
-// flows into the stages after it. Stack outputs: docs/outputs.md. Re-runs and rollback:
+// flows into the stages after it. The backup runs before the maintenance window, so that the
+// window holds little more than the migration itself. Stack outputs: docs/outputs.md. Re-runs and rollback:
 // docs/operations.md.
 import * as pulumi from "@pulumi/pulumi";
 import { readConfig } from "./config";
@@ -57,22 +58,26 @@ export = async () => {
   const gates = new DeploymentGates("gates", { config, safety: config.safety }, { dependsOn: [preflight] });
   const vault = new BackupVault("backup-vault", { config, failureNotice: onError }, { dependsOn: [gates] });
 
-  // Maintenance mode goes on before the dump, so the manifest still holds at migration time.
-  const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true }, { dependsOn: [vault] });
-  const backup = new LogicalBackup("backup", { config }, { dependsOn: [maintenanceOn] });
+  // Backup Procedures, while the app still serves: the dump's snapshot is consistent on its own,
+  // and restoring it proves it before the window opens.
+  const backup = new LogicalBackup("backup", { config }, { dependsOn: [vault] });
   const snapshot = config.snapshot
     ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot, backupSha256: backup.sha256, failureNotice: onError }, { dependsOn: [backup] })
     : undefined;
 
-  // Database Migration Procedures: only after the verified backup (and the snapshot).
-  const fromBackup = { config, manifestUri: backup.manifestUri, backupSha256: backup.sha256 };
-  const migration = new SchemaMigration("migration", fromBackup, { dependsOn: snapshot ? [backup, snapshot] : [backup] });
-  const validation = new MigrationValidation("validation", fromBackup, { dependsOn: [migration] });
+  // The maintenance window opens only after the verified backup (and the snapshot).
+  const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true, backupSha256: backup.sha256 }, { dependsOn: snapshot ? [backup, snapshot] : [backup] });
+
+  // Database Migration Procedures: migrate first proves nothing changed since the backup (or takes
+  // it again), then migrates and proves the result; validation reports that proof.
+  const migration = new SchemaMigration("migration", { config, manifestUri: backup.manifestUri, backupSha256: backup.sha256 }, { dependsOn: [maintenanceOn] });
+  const relied = { config, manifestUri: migration.backup.manifestUri, backupSha256: migration.backup.sha256 };
+  const validation = new MigrationValidation("validation", relied, { dependsOn: [migration] });
 
   // Application Deployment, Post-Deployment Validation, then back to service.
-  const release = new AppRelease("app-release", fromBackup, { dependsOn: [validation] });
-  const checks = new PostDeployChecks("post-deploy-checks", fromBackup, { dependsOn: [release] });
-  const maintenanceOff = new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: backup.sha256 }, { dependsOn: [checks] });
+  const release = new AppRelease("app-release", relied, { dependsOn: [validation] });
+  const checks = new PostDeployChecks("post-deploy-checks", relied, { dependsOn: [release] });
+  const maintenanceOff = new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: relied.backupSha256 }, { dependsOn: [checks] });
 
   // Monitoring and Alerting, database side: after the deployment, so its grants never queue
   // behind the migration's locks.
@@ -94,7 +99,7 @@ export = async () => {
     step: "notify",
     args: ["success", "--summary", validation.summary],
     env: [],
-    backupSha256: backup.sha256,
+    backupSha256: relied.backupSha256,
   }, { dependsOn: databaseMonitoring ? [maintenanceOff, databaseMonitoring] : [maintenanceOff] });
 
   // The stack outputs: a contract for other teams (docs/outputs.md, pinned by a test).
@@ -102,10 +107,13 @@ export = async () => {
     ...(vault.folder !== undefined
       ? { backupFolder: vault.folder }
       : { backupBucketName: vault.bucketName, backupBucketArn: vault.bucketArn }),
-    backupObjectUri: backup.uri,
-    backupManifestUri: backup.manifestUri,
-    backupSha256: backup.sha256,
-    backupBytes: backup.bytes,
+    // The backup the migration relied on: the one taken before the window, or the one migrate took
+    // again inside it when the database had changed since.
+    backupObjectUri: migration.backup.uri,
+    backupManifestUri: migration.backup.manifestUri,
+    backupSha256: migration.backup.sha256,
+    backupBytes: migration.backup.bytes,
+    backupRetakenInWindow: migration.backup.retaken,
     ...(snapshot ? { snapshotIdentifier: snapshot.identifier, snapshotArn: snapshot.arn } : {}),
     schemaRevisionBefore: migration.revisionBefore,
     schemaRevisionAfter: migration.revisionAfter,

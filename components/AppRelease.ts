@@ -1,4 +1,4 @@
-// Stage 8: the guide's "Restart Application Services" and "Verify application startup": the
+// The guide's "Restart Application Services" and "Verify application startup": the
 // configured restart (local scripts, or a command on the app host over SSH), then a health gate
 // that polls until the app is healthy or the timeout passes.
 import * as pulumi from "@pulumi/pulumi";

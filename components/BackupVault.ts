@@ -1,4 +1,4 @@
-// Stage 2: where backups live. AWS stacks: a hardened S3 bucket (versioned, encrypted, private,
+// Where backups live. AWS stacks: a hardened S3 bucket (versioned, encrypted, private,
 // bucket-owner-enforced, TLS-only, with a lifecycle rule). Dev: a local folder, no AWS at all.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";

@@ -1,4 +1,4 @@
-// Stage 0: what prod must satisfy before anything changes. The promotion gate (test deployed and
+// What prod must satisfy before anything changes. The promotion gate (test deployed and
 // validated this revision with these migration files), the maintenance window (checked again
 // when `pulumi up` runs, by `vibes-hooks window-check`), then the start notification.
 //

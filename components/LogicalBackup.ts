@@ -1,4 +1,4 @@
-// Stage 4: the guide's "Database Backup", made trustworthy: pg_dump with a manifest (row counts
+// The guide's "Database Backup", made trustworthy: pg_dump with a manifest (row counts
 // and fingerprints for the validation), a SHA-256, and a verification that restores the whole dump
 // into a scratch database (`pg_restore --list` alone passes truncated and corrupted dumps).
 import * as pulumi from "@pulumi/pulumi";
@@ -29,8 +29,8 @@ export class LogicalBackup extends pulumi.ComponentResource {
     const backup = hookCommand<BackupResult>(`${name}-dump`, {
       config: args.config,
       step: "backup",
-      // The label names the revision this dump comes before.
-      args: ["--label", args.config.migration.targetRevision],
+      // The name says the revision it holds (the hook reads it); the label what it is for.
+      args: ["--label", `for-${args.config.migration.targetRevision}`],
       env: ["database", "backup"],
       secrets: ["databasePassword"],
     }, { parent: this, dependsOn: opts?.dependsOn });

@@ -1,5 +1,6 @@
-// Stages 3 and 10: the app's maintenance mode through its admin endpoint. It goes on before
-// the backup, so that the manifest's counts and fingerprints still hold when the migration runs.
+// The app's maintenance mode through its admin endpoint: on after the verified backup (taken while
+// the app still served; migrate proves nothing changed since), off after the post-deploy checks.
+// The window users feel is the time between the two.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
 import { hookCommand } from "../hookCommand";

@@ -1,12 +1,15 @@
-// Stage 7: the guide's "Validate Schema Changes" and "Data Migration Validation": ids and foreign
-// keys are uuid, the expected keys, constraints and indexes exist, row counts and content match
-// the verified backup's manifest, nothing is orphaned or NULL.
+// The guide's "Validate Schema Changes" and "Data Migration Validation": the schema is the
+// backup's except the id change, row counts, content and relationships match the backup's
+// manifest, nothing is orphaned or NULL. migrate proved exactly this and recorded it: the stage
+// reports that proof (--use-recorded) and runs the checks itself only when there is none for
+// this backup and revision (a database migrated by other means, a record that could not be written).
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
 import { hookCommand } from "../hookCommand";
 
 export interface MigrationValidationArgs {
   config: DeployConfig;
+  /** The backup the migration relied on (SchemaMigration.backup). */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
 }
@@ -24,11 +27,12 @@ export class MigrationValidation extends pulumi.ComponentResource {
 
   constructor(name: string, args: MigrationValidationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:MigrationValidation", name, {}, opts);
-    const idType = args.config.migration.expectedIdType;
+    const m = args.config.migration;
+    const idType = m.expectedIdType;
     const { result } = hookCommand<{ checks: ValidationCheck[]; summary: string }>(`${name}-validate`, {
       config: args.config,
       step: "validate",
-      args: ["schema", "data", "--manifest", args.manifestUri, "--id-type", idType],
+      args: ["schema", "data", "--use-recorded", "--manifest", args.manifestUri, "--revision", m.targetRevision, "--id-type", idType, "--id-default", m.idDefault, "--uuid-version", m.uuidVersion],
       env: ["database", "backup"],
       secrets: ["databasePassword"],
       backupSha256: args.backupSha256,

@@ -1,4 +1,4 @@
-// Stage 9: the guide's "Post-Deployment Validation": API smoke tests and the performance checks
+// The guide's "Post-Deployment Validation": API smoke tests and the performance checks
 // (EXPLAIN of the guide's lookups uses the indexes). Both run while maintenance mode is still on.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";

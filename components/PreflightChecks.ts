@@ -1,4 +1,4 @@
-// Stage 1: the guide's "Pre-Deployment Validation": connectivity and server version, the
+// The guide's "Pre-Deployment Validation": connectivity and server version, the
 // expected schema revision, database size against free space, pg_dump's major version, app health.
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";

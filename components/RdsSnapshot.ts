@@ -1,6 +1,7 @@
-// Stage 5 (AWS stacks): an RDS snapshot (or an Aurora cluster snapshot) named after the target
-// revision and the verified backup, taken while maintenance mode holds writes back: the fallback
-// if the dump is not enough.
+// AWS stacks: an RDS snapshot (or an Aurora cluster snapshot) named after the target revision and
+// the verified backup, taken right after it and before the maintenance window: the fallback if the
+// dump itself is unusable. It may lack writes the app made before maintenance mode went on; the
+// backup migrate relies on never does (it is proven unchanged, or taken again, inside the window).
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DeployConfig, SNAPSHOT_SUFFIX_LENGTH } from "../config";

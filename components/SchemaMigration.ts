@@ -1,5 +1,7 @@
-// Stage 6: the guide's "Execute Migration", to the configured target revision. It starts only
-// after the verified backup (and, on AWS stacks, the RDS snapshot). Rolling back is a forward,
+// The guide's "Execute Migration", to the configured target revision, inside the maintenance
+// window. It first proves that nothing changed since the verified backup (taken before the
+// window), and takes the backup again if anything did; after the change it proves schema and
+// data against the backup and records that proof for the validation stage. Rolling back is a forward,
 // reviewed change: set targetRevision to the previous revision and `pulumi up` runs this step
 // again as an update with `--to <previous>`. The step reads the database's actual revision
 // first, so a re-run after an interrupted `pulumi up` does the right thing.
@@ -14,17 +16,29 @@ export interface SchemaMigrationArgs {
   backupSha256: pulumi.Input<string>;
 }
 
+interface MigrateResult {
+  revisionBefore: string;
+  revisionAfter: string;
+  changed: boolean;
+  filesSha256: string | null;
+  /** The backup the run relied on: the given one, or the one it took again inside the window. */
+  backup: { uri: string; manifestUri: string; sha256: string; bytes: number; retaken: boolean };
+}
+
 export class SchemaMigration extends pulumi.ComponentResource {
   public readonly revisionBefore: pulumi.Output<string>;
   public readonly revisionAfter: pulumi.Output<string>;
   /** SHA-256 of the migration files that brought the database to revisionAfter, as recorded in
    * the database (null when it was migrated by other means): what test vouches for to prod. */
   public readonly filesSha256: pulumi.Output<string | null>;
+  /** The verified backup the migration relied on (taken again inside the window when the
+   * database had changed since the first): what a restore needs. */
+  public readonly backup: pulumi.Output<MigrateResult["backup"]>;
 
   constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:SchemaMigration", name, {}, opts);
     const m = args.config.migration;
-    const { result } = hookCommand<{ revisionBefore: string; revisionAfter: string; changed: boolean; filesSha256: string | null }>(`${name}-migrate`, {
+    const { result } = hookCommand<MigrateResult>(`${name}-migrate`, {
       config: args.config,
       step: "migrate",
       args: [
@@ -32,6 +46,9 @@ export class SchemaMigration extends pulumi.ComponentResource {
         "--manifest", args.manifestUri,
         "--files-sha256", m.filesSha256,
         "--id-type", m.expectedIdType,
+        "--id-default", m.idDefault,
+        "--uuid-version", m.uuidVersion,
+        ...(m.acceptRenumberedIds ? ["--accept-renumbered-ids"] : []),
         ...migrationSourceFlags(args.config),
       ],
       env: ["database", "backup", "migration"],
@@ -40,11 +57,13 @@ export class SchemaMigration extends pulumi.ComponentResource {
       // Destroy and replacement run `delete`: it must never downgrade the database.
       delete: `echo "vibes: the database stays at its current revision; to roll back set targetRevision (docs/operations.md)" >&2`,
     }, { parent: this, dependsOn: opts?.dependsOn });
-    // Revision ids hold no secret; the output is secret only because the step got the password.
+    // Revision ids, URIs and checksums hold no secret; the output is secret only because the step
+    // got the password.
     this.revisionBefore = pulumi.unsecret(result.revisionBefore);
     this.revisionAfter = pulumi.unsecret(result.revisionAfter);
     this.filesSha256 = pulumi.unsecret(result.filesSha256);
-    this.registerOutputs({ revisionBefore: this.revisionBefore, revisionAfter: this.revisionAfter, filesSha256: this.filesSha256 });
+    this.backup = pulumi.unsecret(result.backup);
+    this.registerOutputs({ revisionBefore: this.revisionBefore, revisionAfter: this.revisionAfter, filesSha256: this.filesSha256, backup: this.backup });
   }
 }
 

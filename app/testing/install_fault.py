@@ -1,6 +1,6 @@
 """Turns a copy of the app into one whose 001 revision is a fault-injected variant (tests only).
 
-    /usr/bin/python3 testing/install_fault.py <fail_halfway|drop_rows|reparent|drop_table|hang> <app copy>
+    /usr/bin/python3 testing/install_fault.py <fault (one of FAULTS)> <app copy>
 
 The real revision moves beside the variants as testing/faulty_revisions/real_001.py, which the
 variant imports, so the variants carry only their fault, never a copy of the migration.
@@ -10,7 +10,12 @@ import sys
 from pathlib import Path
 
 REVISION = "001_uuid_schema_migration.py"
-FAULTS = ("fail_halfway", "drop_rows", "reparent", "drop_table", "hang")
+FAULTS = (
+    "fail_halfway", "drop_rows", "reparent", "drop_table", "hang",
+    # Schema mistakes that keep every row (issue 10): upgrades, downgrades, and the real-world pair.
+    "drop_not_null", "drop_check", "on_delete_rule", "drop_view", "drop_trigger",
+    "downgrade_no_default", "downgrade_nullable", "real_world",
+)
 
 
 def install_fault(app_copy: Path, fault: str) -> None:

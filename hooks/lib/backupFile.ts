@@ -8,7 +8,7 @@ import { durationSetting } from "./args";
 import { withPassfile } from "./childEnv";
 import type { ConnectionSettings } from "./connection";
 import { StepError } from "./errors";
-import { loadManifest, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "./manifest";
+import { isCurrent, loadManifest, MANIFEST_FORMAT, manifestUriFor, type LegacyManifest, type Manifest } from "./manifest";
 import { pgTool } from "./pgTools";
 import { formatBytes } from "./progress";
 import { assertSucceeded, runChild } from "./run";
@@ -20,7 +20,7 @@ export interface VerifiedDump {
   path: string;
   sha256: string;
   bytes: number;
-  manifest: Manifest;
+  manifest: Manifest | LegacyManifest;
   /** Removes the downloaded copy, if any. */
   cleanup(): Promise<void>;
 }
@@ -32,8 +32,8 @@ export interface VerifiedDump {
  */
 export async function fetchVerified(uri: string, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<VerifiedDump> {
   const manifest = await loadManifest(manifestUriFor(uri), env, { olderFormats: true });
-  if (manifest.format !== MANIFEST_FORMAT) {
-    log(`the manifest is format ${manifest.format}: row counts, schema and revision are compared, its fingerprints (format ${MANIFEST_FORMAT} here) are not`);
+  if (!isCurrent(manifest)) {
+    log(`the manifest is format ${manifest.format}: row counts, constraint and index names and the revision are compared, its fingerprints and schema (format ${MANIFEST_FORMAT} here) are not`);
   }
   const hash = createHash("sha256");
   let bytes = 0;

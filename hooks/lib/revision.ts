@@ -1,4 +1,6 @@
 import type { Client } from "pg";
+import type { Check } from "./manifest";
+import type { SchemaSnapshot } from "./schemaSnapshot";
 
 /**
  * The alembic revision recorded in the database, or null when alembic_version does not exist.
@@ -12,30 +14,55 @@ export async function currentRevision(client: Client): Promise<string | null> {
   return res.rows.map((r: { version_num: string }) => r.version_num).join(",");
 }
 
-const RECORD = /^vibes-hooks: at (\S+) with migration files sha256 ([0-9a-f]{64})$/;
-
 /**
- * Records which migration files brought the database to `revision`, as the comment of
- * alembic_version (no schema of our own; it travels with dumps). The promotion gate compares
- * these, not the files a later run merely has on disk. Returns what is recorded: the checksum,
- * or null when it could not be.
+ * What migrate proved about this database, kept as the comment of alembic_version (no schema of
+ * our own; it travels with dumps and restores).
  */
-export async function recordMigrationFiles(client: Client, revision: string, filesSha256: string, log: (msg: string) => void): Promise<string | null> {
+export interface DeploymentRecord {
+  revision: string;
+  /** The migration files that brought the database to `revision`: the promotion gate compares
+   * these, not the files a later run merely has on disk. */
+  filesSha256: string;
+  /** The schema snapshot of each revision the database was proven at: a later rollback to one of
+   * them must give back exactly that schema. */
+  schemas: Record<string, SchemaSnapshot>;
+  /** The validation that proved `revision`, against the backup whose dump has this checksum. */
+  validation: { backupSha256: string; at: string; checks: Check[] } | null;
+}
+
+const PREFIX = "vibes-hooks record ";
+// The record of earlier versions: the files checksum only.
+const LINE_RECORD = /^vibes-hooks: at (\S+) with migration files sha256 ([0-9a-f]{64})$/;
+
+export async function readRecord(client: Client): Promise<DeploymentRecord | null> {
+  const res = await client.query("SELECT obj_description(to_regclass('alembic_version'), 'pg_class') AS c");
+  const comment: string = res.rows[0]?.c ?? "";
+  const line = LINE_RECORD.exec(comment);
+  if (line) return { revision: line[1], filesSha256: line[2], schemas: {}, validation: null };
+  if (!comment.startsWith(PREFIX)) return null;
   try {
-    const sql = await client.query("SELECT format('COMMENT ON TABLE alembic_version IS %L', $1::text) AS sql",
-      [`vibes-hooks: at ${revision} with migration files sha256 ${filesSha256}`]);
-    await client.query(sql.rows[0].sql);
-    return filesSha256;
-  } catch (err) {
-    // The migration itself succeeded; only the record is missing (e.g. another role owns the table).
-    log(`warning: cannot record the migration files' checksum on alembic_version: ${(err as Error).message}`);
+    const record = JSON.parse(comment.slice(PREFIX.length)) as DeploymentRecord;
+    return typeof record.revision === "string" && typeof record.filesSha256 === "string" && record.schemas ? record : null;
+  } catch {
     return null;
+  }
+}
+
+/** Writes the record; false (with a warning) when it cannot, e.g. when another role owns alembic_version. */
+export async function writeRecord(client: Client, record: DeploymentRecord, log: (msg: string) => void): Promise<boolean> {
+  try {
+    const sql = await client.query("SELECT format('COMMENT ON TABLE alembic_version IS %L', $1::text) AS sql", [PREFIX + JSON.stringify(record)]);
+    await client.query(sql.rows[0].sql);
+    return true;
+  } catch (err) {
+    // The migration itself succeeded; only the record is missing.
+    log(`warning: cannot record the migration files' checksum and schema on alembic_version: ${(err as Error).message}`);
+    return false;
   }
 }
 
 /** The files checksum recorded for `revision`, or null when none is (migrated by other means). */
 export async function recordedMigrationFiles(client: Client, revision: string): Promise<string | null> {
-  const res = await client.query("SELECT obj_description(to_regclass('alembic_version'), 'pg_class') AS c");
-  const m = RECORD.exec(res.rows[0]?.c ?? "");
-  return m && m[1] === revision ? m[2] : null;
+  const record = await readRecord(client);
+  return record?.revision === revision ? record.filesSha256 : null;
 }

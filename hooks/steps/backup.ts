@@ -15,12 +15,13 @@ import { parseFlags } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, terminateSession, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
-import { captureState, MANIFEST_FORMAT, manifestUriFor, tableOids, tablesFromEnv, type Manifest } from "../lib/manifest";
+import { captureState, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "../lib/manifest";
 import { pgTool } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
 import { runChild, stderrSummary, type RunResult } from "../lib/run";
 import { openBackupStore, type BackupStore } from "../lib/storage";
+import { tableOids, tablesFromEnv } from "../lib/tables";
 
 export interface BackupResult extends Record<string, unknown> {
   uri: string;
@@ -50,10 +51,11 @@ export interface BackupTimings {
 /** Milliseconds since this process started. */
 const sinceStart = () => Math.round(performance.now());
 
-/** vibes_backup_<YYYYmmdd_HHMMSS>_<label>.dump, in UTC. */
-export function backupName(label: string, at: Date): string {
+/** vibes_backup_<YYYYmmdd_HHMMSS UTC>_at-<revision it holds>_<label>.dump: named after what it
+ * holds, then what it is for (the deployment passes for-<target revision>). */
+export function backupName(revision: string | null, label: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15);
-  return `vibes_backup_${stamp}_${label}.dump`;
+  return `vibes_backup_${stamp}_at-${revision ?? "none"}_${label}.dump`;
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
@@ -62,7 +64,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     "lock-wait-timeout": { type: "string", default: "60s" },
   });
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.label)) {
-    throw new UsageError(`backup: --label "${values.label}" may only hold letters, digits, . _ -`, "pass the revision, e.g. --label 0000_initial");
+    throw new UsageError(`backup: --label "${values.label}" may only hold letters, digits, . _ -`, "pass what the backup is for, e.g. --label for-001_uuid_schema_migration");
   }
   const settings = connectionFromEnv(env);
   const store = openBackupStore(env);
@@ -99,7 +101,7 @@ export async function createBackup(
     await tableOids(client, tables); // fail on a missing table before anything is written
     const revision = await currentRevision(client);
     const createdAt = new Date();
-    const name = backupName(opts.label, createdAt);
+    const name = backupName(revision, opts.label, createdAt);
     log(`revision ${revision ?? "(none)"}; dumping ${settings.database} to ${store.uriFor(name)}`);
 
     const dumped = await withPassfile(settings, (childEnv) =>

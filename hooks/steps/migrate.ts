@@ -9,15 +9,21 @@ import { durationSetting, parseFlags, requireFlag } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
-import { captureState, compareState, loadManifest, type Check, type Manifest } from "../lib/manifest";
+import { locateDifferingRows } from "../lib/locate";
+import { loadManifest, type Check } from "../lib/manifest";
 import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { currentRevision, recordedMigrationFiles, recordMigrationFiles } from "../lib/revision";
+import { prove, PROOF_FLAGS, proofOptions, type Proof } from "../lib/proof";
+import { currentRevision, readRecord, recordedMigrationFiles, writeRecord } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
+import type { SchemaSnapshot } from "../lib/schemaSnapshot";
+import { openBackupStore } from "../lib/storage";
+import { tableOids, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
+import { createBackup } from "./backup";
 import { restoreBackup } from "./restore";
-import { validateAgainstManifest } from "./validate";
+import { verifyBackup } from "./verify-restore";
 
 
 function isAncestor(history: History, ancestor: string, of: string): boolean {
@@ -58,27 +64,6 @@ async function endChildSessions(client: Client, applicationName: string, log: (m
   }
 }
 
-/** dataChecks, with an error (a covered table dropped by a bad migration) as one failed check:
- * the rollback then restores instead of giving up. */
-async function dataChecksOrFailure(client: Client, manifest: Manifest): Promise<Check[]> {
-  try {
-    return await dataChecks(client, manifest);
-  } catch (err) {
-    return [{ name: "data.readable", ok: false, detail: errorMessage(err) }];
-  }
-}
-
-/** Row counts and fingerprints of the live data against the manifest, in one snapshot. */
-async function dataChecks(client: Client, manifest: Manifest): Promise<Check[]> {
-  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    return compareState(manifest, await captureState(client, Object.keys(manifest.tables), manifest));
-  } finally {
-    // Commit at once: holding even AccessShareLock would block the migration's ALTERs.
-    await client.query("COMMIT");
-  }
-}
-
 const failedOf = (checks: Check[]) => checks.filter((c) => !c.ok);
 const summarize = (checks: Check[]) => failedOf(checks).map((c) => `${c.name}: ${c.detail}`).join("; ");
 
@@ -92,14 +77,16 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     up: { type: "string" },
     down: { type: "string" },
     "lock-wait-seconds": { type: "string" },
-    "id-type": { type: "string", default: "uuid" },
+    ...PROOF_FLAGS,
+    "accept-renumbered-ids": { type: "boolean", default: false },
+    "lock-wait-timeout": { type: "string", default: "60s" },
   });
   const to = requireFlag("migrate", values.to, "--to", "001_uuid_schema_migration");
   if (!REVISION_RE.test(to)) throw new UsageError(`migrate: --to "${to}" is not an alembic revision id`, "pass --to REV with letters, digits, _ . - only");
-  const manifestUri = requireFlag("migrate", values.manifest, "--manifest", "<manifestUri printed by backup>");
-  // The key columns' type at the target, for the validation after going up.
-  const idType = values["id-type"];
-  if (idType !== "uuid" && idType !== "integer") throw new UsageError(`migrate: --id-type "${idType}" is not uuid or integer`, "pass the target revision's id type: --id-type uuid (or integer)");
+  let manifestUri = requireFlag("migrate", values.manifest, "--manifest", "<manifestUri printed by backup>");
+  // The target revision's id type and defaults, for the proof after the change.
+  const proofOpts = proofOptions("migrate", values);
+  const acceptRenumberedIds = values["accept-renumbered-ids"];
   const lockWaitMs = parseLockWait("migrate", values["lock-wait-seconds"]);
   const expectedSha = values["files-sha256"]?.toLowerCase();
   if (expectedSha !== undefined && !/^[0-9a-f]{64}$/.test(expectedSha)) {
@@ -122,7 +109,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     throw new StepError(`the migration files in ${source.dir} have SHA-256 ${filesSha}, not the planned ${expectedSha}`,
       "the migrations changed since the deployment was planned: review the change and run `pulumi preview` / `pulumi up` again");
   }
-  const manifest = await loadManifest(manifestUri, env);
+  // The backup the run relies on: the given one, or one taken again inside the window when the
+  // database changed since it (ensureUnchanged).
+  let manifest = await loadManifest(manifestUri, env);
+  let backupRetaken = false;
 
   return withPassfile(settings, async (childEnv) => {
     // client_connection_check_interval: a backend whose command was killed notices it and stops
@@ -165,7 +155,69 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       return res;
     }
 
+    /** The proof against the manifest; an error (a covered table dropped by a bad migration) is one
+     * failed check, so that a rollback restores instead of giving up. */
+    async function proveOrFailure(client: Client): Promise<Proof | { checks: Check[]; revision: string | null; schema?: undefined }> {
+      try {
+        return await prove(client, manifest, proofOpts);
+      } catch (err) {
+        return { checks: [{ name: "data.readable", ok: false, detail: errorMessage(err) }], revision: await currentRevision(client) };
+      }
+    }
+
+    /** The result fields every outcome reports: which backup the run relied on. */
+    function backupFacts() {
+      return {
+        backup: { uri: manifest.dump.uri, manifestUri, sha256: manifest.dump.sha256, bytes: manifest.dump.bytes, revision: manifest.revision, retaken: backupRetaken },
+      };
+    }
+
+    /**
+     * Records what was proven: the files that brought the database to `to`, the schemas of the
+     * revisions it was proven at (`proof`'s is `to`'s), and the checks, for the validation stage.
+     * Returns the files checksum recorded, or null when it could not be.
+     */
+    async function recordProof(client: Client, proof: Proof, extra: Record<string, SchemaSnapshot> = {}): Promise<string | null> {
+      const previous = await readRecord(client);
+      const written = await writeRecord(client, {
+        revision: to,
+        filesSha256: filesSha,
+        schemas: { ...previous?.schemas, ...extra, [to]: proof.schema },
+        validation: { backupSha256: manifest.dump.sha256, at: new Date().toISOString(), checks: proof.checks },
+      }, log);
+      return written ? filesSha : null;
+    }
+
+    /**
+     * The exact check that nothing changed since the backup's snapshot (the backup is taken while
+     * the app still serves): the schema exactly and every row's content, links and ids. If
+     * anything changed, the backup is taken again (and verified by a restore) inside the window:
+     * correctness never depends on the app having been idle.
+     */
+    async function ensureUnchanged(client: Client): Promise<Proof> {
+      log("checking nothing changed since the backup (schema, data and ids, exactly)");
+      const first = await prove(client, manifest, proofOpts);
+      if (failedOf(first.checks).length === 0) return first;
+      log(`the database changed since the backup (${summarize(first.checks)}); taking the backup again inside the maintenance window`);
+      const store = openBackupStore(env);
+      const lockWaitTimeout = values["lock-wait-timeout"];
+      const retaken = await createBackup(settings, store, Object.keys(manifest.tables), env, { label: `for-${to}-retaken`, lockWaitTimeout });
+      await verifyBackup(settings, retaken.uri, env, { log });
+      manifestUri = retaken.manifestUri;
+      manifest = await loadManifest(manifestUri, env);
+      backupRetaken = true;
+      log(`backup taken again: ${retaken.uri}`);
+      const again = await prove(client, manifest, proofOpts);
+      if (failedOf(again.checks).length > 0) {
+        throw new StepError(`the database changed again while the backup was taken again (${summarize(again.checks)}): something still writes`,
+          "turn maintenance mode on (or stop what writes to the covered tables), then re-run", { details: backupFacts() });
+      }
+      return again;
+    }
+
     async function migrateLocked(client: Client): Promise<Record<string, unknown>> {
+      const uncovered = uncoveredProblem(await uncoveredReferencingTables(client, [...(await tableOids(client, Object.keys(manifest.tables))).values()]));
+      if (uncovered) throw new StepError(uncovered.problem, uncovered.fix);
       const revisionBefore = await currentRevision(client);
       log(`database revision ${revisionBefore ?? "none"}, target ${to}`);
       if (revisionBefore === to) {
@@ -177,9 +229,19 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           log(`warning: the database reached ${to} with ${recorded ? `migration files ${recorded}` : "unrecorded migration files"}, not these (${filesSha}); ` +
             "an applied revision was edited or the database was migrated by other means: change the schema with a new revision, never by editing an applied one");
         }
+        const proof = manifest.revision === to ? await ensureUnchanged(client) : await prove(client, manifest, proofOpts);
+        if (failedOf(proof.checks).length > 0) {
+          throw new StepError(`the database is at ${to} but does not match the backup from ${manifest.revision}: ${summarize(proof.checks)}`,
+            "take a new backup (backup step) and pass its manifestUri", { details: { failedChecks: failedOf(proof.checks), ...backupFacts() } });
+        }
         log("already at the target revision: nothing to do");
-        // The files that actually brought the database here, for the promotion gate.
-        return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, filesSha256: recorded };
+        // The record of the files that actually brought the database here stays as it is (for the
+        // promotion gate); only the proof is renewed for this backup.
+        const record = await readRecord(client);
+        if (record?.revision === to) {
+          await writeRecord(client, { ...record, schemas: { ...record.schemas, [to]: proof.schema! }, validation: { backupSha256: manifest.dump.sha256, at: new Date().toISOString(), checks: proof.checks } }, log);
+        }
+        return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, checks: proof.checks.length, filesSha256: recorded, ...backupFacts() };
       }
       if (revisionBefore !== null && !history.parents.has(revisionBefore)) {
         throw new StepError(`the database is at ${revisionBefore}, which is not in ${source.dir}`,
@@ -190,158 +252,135 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         throw new StepError(`${to} is neither an ancestor nor a descendant of the database's ${revisionBefore}`,
           "pass --to a revision on the database's line of history");
       }
-      if (down) return migrateDown(client, revisionBefore!);
-      return migrateUp(client, revisionBefore);
-    }
-
-    // Going down is itself the rollback of a deployment: no manifest comparison (the app may
-    // have written since) and no restore; the source's single transaction (alembic's, or psql's
-    // --single-transaction) keeps a failure atomic.
-    async function migrateDown(client: Client, revisionBefore: string): Promise<Record<string, unknown>> {
-      const res = await runStep("down", revisionBefore, to, "down");
-      const revisionAfter = await currentRevision(client);
-      if (res.code !== 0 || revisionAfter !== to) {
-        throw new StepError(`the down command to ${to} failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}; the database is at ${revisionAfter ?? "no revision"}`,
-          "read the command's output above, fix the cause and re-run migrate", {
-            details: { revisionBefore, revisionAfter, changed: revisionAfter !== revisionBefore, rolledBack: false, restoredFromBackup: false },
-          });
+      if (manifest.revision !== revisionBefore) {
+        throw new StepError(`the manifest describes revision ${manifest.revision}, but the database is at ${revisionBefore ?? "no revision"}`,
+          "take a new backup (backup step) and pass its manifestUri");
       }
-      const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
-      log(`at ${revisionAfter}`);
-      return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, filesSha256: recordedSha };
+      await ensureUnchanged(client);
+      return change(client, down ? "down" : "up", revisionBefore);
     }
 
     // At the target already, unrecorded, and this deployment's backup is from another revision:
-    // an earlier run was interrupted after its change committed. A rollback (the backup is from
-    // a later revision) only lacks its record; a migration up still needs its validation.
+    // an earlier run was interrupted after its change committed. It is proven now, and rolled
+    // back exactly as its run would have been.
     async function resumeInterrupted(client: Client): Promise<Record<string, unknown>> {
       const from = manifest.revision;
       if (from !== null && !history.parents.has(from)) {
         throw new StepError(`the backup is from revision ${from}, which is not in ${source.dir}`,
           "take a new backup (backup step) and pass its manifestUri");
       }
-      if (from !== null && isAncestor(history, to, from)) {
-        log(`the database is at ${to} and the backup is from the later ${from}: an interrupted run went down; recording it`);
-        const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
-        return {
-          revisionBefore: from, revisionAfter: to, changed: false, resumedAfterInterruption: true,
-          rolledBack: false, restoredFromBackup: false, filesSha256: recordedSha,
-        };
-      }
-      if (from !== null && !isAncestor(history, from, to)) {
+      const wentDown = from !== null && isAncestor(history, to, from);
+      if (!wentDown && from !== null && !isAncestor(history, from, to)) {
         throw new StepError(`the backup is from ${from}, neither an ancestor nor a descendant of ${to}`,
           "take a new backup (backup step) and pass its manifestUri");
       }
-      return validateInterrupted(client);
+      log(`the database is at ${to} but the backup is from ${from ?? "no revision"}: an interrupted run ${wentDown ? "went down" : "migrated it"}; proving it now`);
+      const proven = await proveChange(client, from, `after the interrupted ${wentDown ? "rollback" : "migration"}`);
+      if ("failure" in proven) {
+        log(`FAILED: ${proven.failure}`);
+        return rollBack(client, proven.failure, proven.failed, !wentDown);
+      }
+      return { ...proven.result, changed: false, resumedAfterInterruption: true };
     }
 
-    // Validate the interrupted migration now, and roll back exactly as its run would have.
-    async function validateInterrupted(client: Client): Promise<Record<string, unknown>> {
-      log(`the database is at ${to} but the backup is from ${manifest.revision ?? "no revision"}: an interrupted run migrated it; validating now`);
-      const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { idType, log });
-      const failedChecks = failedOf(checks);
-      if (failedChecks.length > 0) {
-        return rollBack(client, manifest.revision, `validation failed after the interrupted migration: ${summarize(failedChecks)}`, failedChecks);
-      }
-      const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
-      log(`at ${to}; ${checks.length} checks passed`);
-      return {
-        revisionBefore: manifest.revision, revisionAfter: to, changed: false, resumedAfterInterruption: true,
-        rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: recordedSha,
-      };
-    }
-
-    async function migrateUp(client: Client, revisionBefore: string | null): Promise<Record<string, unknown>> {
-      if (manifest.revision !== revisionBefore) {
-        throw new StepError(`the manifest describes revision ${manifest.revision}, but the database is at ${revisionBefore ?? "no revision"}`,
-          "take a new backup (backup step) and pass its manifestUri");
-      }
-      // If the data already differs from the backup, a restore during rollback would lose writes.
-      log("checking the data still matches the backup's manifest");
-      const before = await dataChecks(client, manifest);
-      if (failedOf(before).length > 0) {
-        throw new StepError(`the data changed since the backup (${summarize(before)})`,
-          "make sure maintenance mode is on (no writes), take a new backup and migrate with its manifest");
-      }
-
+    /** Runs the up or down command from `revisionBefore` (the manifest's revision) to `to`, then proves the result. */
+    async function change(client: Client, direction: "up" | "down", revisionBefore: string | null): Promise<Record<string, unknown>> {
       let failure: string;
-      let failedChecks: Check[] = [];
+      let failed: Check[] = [];
       // From here on the database may change: any failure, also an error while checking (a lost
       // connection, a timeout), goes through the rollback, which finds out what changed.
       try {
-        const res = await runStep("up", revisionBefore, to, "up");
+        const res = await runStep(direction, revisionBefore, to, direction);
         const revisionAfter = await currentRevision(client);
         if (res.code !== 0) {
-          failure = `the up command failed (${res.timedOut ? `timed out after ${migrationTimeout.text}: VIBES_MIGRATION_TIMEOUT` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
+          failure = `the ${direction} command failed (${res.timedOut ? `timed out after ${migrationTimeout.text}: VIBES_MIGRATION_TIMEOUT` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
         } else if (revisionAfter !== to) {
-          failure = `the up command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
+          failure = `the ${direction} command succeeded but the database is at ${revisionAfter ?? "no revision"}, not ${to}`;
         } else {
-          log("validating schema and data against the manifest");
-          const checks = await validateAgainstManifest(client, manifest, ["schema", "data"], { idType, log });
-          failedChecks = failedOf(checks);
-          if (failedChecks.length === 0) {
-            const recordedSha = await recordMigrationFiles(client, to, filesSha, log);
-            log(`at ${to}; ${checks.length} checks passed`);
-            return { revisionBefore, revisionAfter, changed: true, rolledBack: false, restoredFromBackup: false, checks: checks.length, filesSha256: recordedSha };
-          }
-          failure = `validation failed after the migration: ${summarize(failedChecks)}`;
+          const proven = await proveChange(client, revisionBefore, `after the ${direction === "up" ? "migration" : "rollback"}`);
+          if ("result" in proven) return proven.result;
+          ({ failure, failed } = proven);
         }
       } catch (err) {
-        failure = `the up step failed: ${errorMessage(err)}`;
+        failure = `the ${direction} step failed: ${errorMessage(err)}`;
       }
       log(`FAILED: ${failure}`);
-      return rollBack(client, revisionBefore, failure, failedChecks);
+      return rollBack(client, failure, failed, direction === "up");
     }
 
-    async function rollBack(client: Client, revisionBefore: string | null, failure: string, failedChecks: Check[]): Promise<never> {
+    /** Proves the database, now at `to`, against the manifest (of `revisionBefore`) and records
+     * the proof; or returns what failed, for the rollback. */
+    async function proveChange(client: Client, revisionBefore: string | null, when: string): Promise<{ result: Record<string, unknown> } | { failure: string; failed: Check[] }> {
+      log(`proving schema and data against the backup ${when}`);
+      const proof = await prove(client, manifest, proofOpts);
+      const failed = failedOf(proof.checks);
+      if (failed.length > 0) return { failure: `validation failed ${when}: ${summarize(failed)}`, failed };
+      const filesSha256 = await recordProof(client, proof, revisionBefore === null ? {} : { [revisionBefore]: manifest.schema });
+      log(`at ${to}; ${proof.checks.length} checks passed`);
+      return { result: { revisionBefore, revisionAfter: to, changed: true, rolledBack: false, restoredFromBackup: false, checks: proof.checks.length, filesSha256, ...backupFacts() } };
+    }
+
+    /**
+     * Brings the database back to the manifest's revision after a failure: the down command (after
+     * a failed migration up; going down has no way back but the backup), then, unless schema, data
+     * and ids are all proven as in the backup, the verified backup itself. The message says "back
+     * at" only when that proof passed.
+     */
+    async function rollBack(client: Client, failure: string, failedChecks: Check[], tryDownCommand: boolean): Promise<never> {
+      const revisionBefore = manifest.revision;
       let rolledBack = false;
       let restoredFromBackup = false;
       let problem = "";
-      const target = revisionBefore ?? "base";
-      let revisionNow: string | null;
-      let checks: Check[];
+      let proof: { checks: Check[]; revision: string | null };
+      // Which rows differ, read while the database still holds them (before the down command).
+      const differingRows = await locateDifferingRows(client, settings, manifest, failedChecks, env, log);
+      const facts = () => ({ revisionBefore, failedChecks, rolledBack, restoredFromBackup, ...(differingRows ? { differingRows } : {}), ...backupFacts() });
+      const renumberedOnly = (checks: Check[]) => failedOf(checks).length > 0 && failedOf(checks).every((c) => c.name.startsWith("data.ids."));
+      const accepted = (p: typeof proof) => p.revision === revisionBefore && (failedOf(p.checks).length === 0 || (acceptRenumberedIds && renumberedOnly(p.checks)));
       try {
         const revisionFailed = await currentRevision(client);
-        if (revisionFailed !== revisionBefore) {
+        if (revisionFailed !== revisionBefore && tryDownCommand) {
           try {
-            const res = await runStep("down", revisionFailed, target, "roll back");
+            const res = await runStep("down", revisionFailed, revisionBefore ?? "base", "roll back");
             rolledBack = res.code === 0;
             if (!rolledBack) problem = `the down command failed (${res.timedOut ? "timed out" : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;
           } catch (err) {
             problem = `the down command could not run: ${errorMessage(err)}`;
           }
         }
-        revisionNow = await currentRevision(client);
-        checks = await dataChecksOrFailure(client, manifest);
-        if (revisionNow !== revisionBefore || failedOf(checks).length > 0) {
-          log(`after the down command: revision ${revisionNow ?? "none"}; ${summarize(checks) || "data matches"}; restoring the backup ${manifest.dump.uri}`);
+        proof = await proveOrFailure(client);
+        if (!accepted(proof)) {
+          log(`after the ${rolledBack ? "down command" : "failure"}: revision ${proof.revision ?? "none"}; ${summarize(proof.checks) || "schema and data match"}; restoring the backup ${manifest.dump.uri}`);
           try {
             await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
             restoredFromBackup = true;
           } catch (err) {
             problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
           }
-          revisionNow = await currentRevision(client);
-          checks = await dataChecksOrFailure(client, manifest);
+          proof = await proveOrFailure(client);
         }
       } catch (err) {
         // The session is lost, or a check cannot run: where the database is cannot be told here.
         throw new StepError(`${failure}. The rollback could not finish (${errorMessage(err)}${problem ? `; ${problem}` : ""}): the database's state is unknown`,
-          `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri}). ` +
-            "Re-running migrate helps only if the database is at the target or untouched: it refuses data that differs from the backup",
-          { details: { revisionBefore, revisionAfter: null, changed: true, rolledBack, restoredFromBackup, failedChecks } });
+          `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate schema data --manifest ${manifestUri}). ` +
+            "Re-running migrate helps only if the database is at the target or untouched: it takes the backup again when the data differs from it",
+          { details: { ...facts(), revisionAfter: null, changed: true } });
       }
-      const intact = revisionNow === revisionBefore && failedOf(checks).length === 0;
       const how = restoredFromBackup ? `restored from the backup ${manifest.dump.uri}` : rolledBack ? "rolled back by the down command" : "left unchanged by the failed command";
-      const state = intact
-        ? `the database is back at ${revisionBefore ?? "no revision"} with all data matching the backup's manifest (${how})`
-        : `the database is at ${revisionNow ?? "no revision"} and does NOT match the backup (${summarize(checks) || "revision differs"})${problem ? `; ${problem}` : ""}`;
-      throw new StepError(`${failure}. ${state}`,
-        intact
-          ? "keep maintenance mode on or turn it off to serve the old version; fix the migration and deploy again"
-          : `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate data --manifest ${manifestUri}); ` +
+      if (!accepted(proof)) {
+        throw new StepError(`${failure}. The database is at ${proof.revision ?? "no revision"} and does NOT match the backup (${summarize(proof.checks) || "revision differs"})${problem ? `; ${problem}` : ""}`,
+          `keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri ${manifest.dump.uri} --force) and check it (vibes-hooks validate schema data --manifest ${manifestUri}); ` +
             "if the dump itself cannot be used (checksum mismatch), restore the RDS snapshot taken before the migration (docs/operations.md)",
-        { details: { revisionBefore, revisionAfter: revisionNow, changed: !intact, rolledBack, restoredFromBackup, failedChecks } });
+          { details: { ...facts(), revisionAfter: proof.revision, changed: true } });
+      }
+      const renumbered = failedOf(proof.checks).length > 0;
+      const state = renumbered
+        ? `the database is back at ${revisionBefore ?? "no revision"} with its schema and data proven equal to the backup's (${how}), but its ids were RENUMBERED (${summarize(proof.checks)}): ` +
+          "links, URLs and other systems holding the old ids no longer find their rows (accepted by --accept-renumbered-ids)"
+        : `the database is back at ${revisionBefore ?? "no revision"}, its schema, data and ids proven equal to the backup's (${how})`;
+      throw new StepError(`${failure}. ${state}`,
+        "keep maintenance mode on or turn it off to serve the old version; fix the migration and deploy again",
+        { details: { ...facts(), revisionAfter: proof.revision, changed: false, idsRenumbered: renumbered } });
     }
   }, env);
 }

@@ -6,7 +6,8 @@ import { parseFlags } from "../lib/args";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
-import { MIN_SERVER_MAJOR, quoteIdent, tablesFromEnv } from "../lib/manifest";
+import { MIN_SERVER_MAJOR } from "../lib/manifest";
+import { quoteTable, tablesFromEnv, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
 import { pgTool, pgToolMajor, serverMajor } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
@@ -107,8 +108,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       }
 
       const sizes = await client.query(
-        `SELECT t AS name, pg_total_relation_size(to_regclass(quote_ident(t))) AS bytes
-           FROM unnest($1::text[]) AS t`, [tables]);
+        `SELECT t AS name, to_regclass(q)::oid AS oid, pg_total_relation_size(to_regclass(q)) AS bytes
+           FROM unnest($1::text[], $2::text[]) AS v(t, q)`, [tables, tables.map(quoteTable)]);
       const found: Record<string, { rows: number; bytes: number }> = {};
       const missing: string[] = [];
       for (const row of sizes.rows) {
@@ -116,7 +117,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           missing.push(row.name);
           continue;
         }
-        const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteIdent(row.name)}`);
+        const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteTable(row.name)}`);
         found[row.name] = { rows: Number(count.rows[0].n), bytes: Number(row.bytes) };
         log(`table ${row.name}: ${found[row.name].rows} rows, ${formatBytes(found[row.name].bytes)}`);
       }
@@ -127,6 +128,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           fix: "check DATABASE_URL points at the Vibes database and VIBES_TABLES lists its tables",
         });
       }
+      const uncovered = uncoveredProblem(await uncoveredReferencingTables(client, sizes.rows.filter((r) => r.oid !== null).map((r) => Number(r.oid))));
+      if (uncovered) problems.push(uncovered);
 
       const databaseBytes = Number((await client.query("SELECT pg_database_size(current_database()) AS b")).rows[0].b);
       result.databaseBytes = databaseBytes;

@@ -4,7 +4,8 @@ import type { Client } from "pg";
 import { parseFlags } from "../lib/args";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
-import { quoteIdent, tablesFromEnv } from "../lib/manifest";
+import { readColumnTypes, readDataModel } from "../lib/dataModel";
+import { quoteIdent, quoteTable, tableOids, tablesFromEnv } from "../lib/tables";
 
 type Row = Record<string, unknown>;
 
@@ -47,23 +48,21 @@ async function unusedIndexes(client: Client): Promise<Row[]> {
 
 const UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
-/** Per key column (primary and foreign keys) of the covered tables: values that are NULL or not UUID-shaped. */
+/** Per key column of the covered tables (the ids and the foreign keys that follow them, as
+ * migrate sees them): values that are NULL or not UUID-shaped. */
 async function invalidIds(client: Client, tables: string[]): Promise<Row[]> {
-  const keys = await client.query(
-    `SELECT DISTINCT c.relname AS "table", a.attname AS "column", format_type(a.atttypid, a.atttypmod) AS type
-       FROM pg_constraint con
-       JOIN pg_class c ON c.oid = con.conrelid
-       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = ANY(con.conkey)
-      WHERE con.contype IN ('p', 'f') AND con.conrelid = ANY(
-              SELECT to_regclass(quote_ident(t))::oid FROM unnest($1::text[]) AS t)
-      ORDER BY 1, 2`, [tables]);
+  const oids = await tableOids(client, tables);
+  const model = await readDataModel(client, oids);
+  const types = await readColumnTypes(client, new Map([...oids].map(([name, oid]) => [oid, name])), true);
   const rows: Row[] = [];
-  for (const k of keys.rows) {
-    const col = quoteIdent(k.column);
-    const res = await client.query(
-      `SELECT count(*)::bigint AS invalid, (array_agg(${col}::text ORDER BY ${col}::text) FILTER (WHERE ${col} IS NOT NULL))[1:5] AS samples
-         FROM ${quoteIdent(k.table)} WHERE ${col} IS NULL OR lower(${col}::text) !~ $1`, [UUID_PATTERN]);
-    rows.push({ table: k.table, column: k.column, type: k.type, invalid: Number(res.rows[0].invalid), samples: res.rows[0].samples ?? [] });
+  for (const table of tables) {
+    for (const column of model[table].keyColumns) {
+      const col = quoteIdent(column);
+      const res = await client.query(
+        `SELECT count(*)::bigint AS invalid, (array_agg(${col}::text ORDER BY ${col}::text) FILTER (WHERE ${col} IS NOT NULL))[1:5] AS samples
+           FROM ${quoteTable(table)} WHERE ${col} IS NULL OR lower(${col}::text) !~ $1`, [UUID_PATTERN]);
+      rows.push({ table, column, type: types.get(table)!.get(column)!, invalid: Number(res.rows[0].invalid), samples: res.rows[0].samples ?? [] });
+    }
   }
   return rows;
 }

@@ -10,7 +10,7 @@ import { fetchVerified, pgRestoreInto } from "../lib/backupFile";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError } from "../lib/errors";
-import { MANIFEST_FORMAT, type Check } from "../lib/manifest";
+import { isCurrent, type Check } from "../lib/manifest";
 import { assertToolCanHandle, pgTool } from "../lib/pgTools";
 import { progress } from "../lib/progress";
 import { compareWithManifest } from "./verify-restore";
@@ -80,14 +80,14 @@ export async function restoreBackup(
       const extra = existing.length > 0 ? ["--clean", "--if-exists", "--single-transaction"] : ["--single-transaction"];
       await pgRestoreInto(settings, dump.path, env, extra,
         "the restore was rolled back (single transaction), nothing changed: fix the cause shown (an object outside the backup that depends on its tables, such as a view, must be dropped first; locks: stop the app) and rerun");
-      const checks = await compareWithManifest(client, dump.manifest);
+      const checks = await compareWithManifest(client, dump.manifest, { privileges: true });
       const failed = checks.filter((c) => !c.ok);
       if (failed.length > 0) {
         throw new StepError(`the restored database differs from the manifest: ${failed.map((c) => c.name).join(", ")}`,
           "check for writers (maintenance mode) and objects outside the backup; inspect the checks", { details: { checks } });
       }
       log(`restored; ${checks.length} checks match the manifest`);
-      return { uri, sha256: dump.sha256, database: settings.database, checks, fingerprintsCompared: dump.manifest.format === MANIFEST_FORMAT };
+      return { uri, sha256: dump.sha256, database: settings.database, checks, fingerprintsCompared: isCurrent(dump.manifest) };
     } finally {
       await client.end().catch(() => undefined);
     }

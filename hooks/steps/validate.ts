@@ -1,228 +1,110 @@
 /**
  * validate [schema] [data] [performance] --manifest URI (none = all three):
- *  schema:      key columns have the expected type (--id-type, default uuid), single-column ids
- *               default to --id-default (gen_random_uuid() for uuid ids, a sequence's nextval()
- *               for integer ids, as after a rollback), and every constraint and index of
- *               the manifest still exists under its name with the same definition;
- *  data:        row counts and both fingerprints equal the manifest's (one snapshot), no orphaned
- *               foreign key (checked by query, so NOT VALID constraints count too), no NULL id,
- *               uuid ids of version --uuid-version (default 4);
+ *  schema:      the covered tables' schema against the backup's snapshot (hooks/lib/proof.ts:
+ *               exactly at the backup's revision or one proven before, else except the id change
+ *               to --id-type with --id-default), and each integer id's sequence past its ids;
+ *  data:        row counts, content, relationship (transitive) and, at the backup's revision, id
+ *               fingerprints against the manifest, in the same snapshot; no orphaned key, no
+ *               NULL id, uuid ids of --uuid-version (4, 7 or any);
  *  performance: EXPLAIN (FORMAT JSON) of the guide's queries after ANALYZE: lookups by id and by
  *               user_id must use an index; --max-ms bounds each query's execution time.
+ * --revision REV: the revision the database must be at (the deployment's target), a failed
+ * schema.revision check otherwise: at the backup's own revision the database would prove
+ * unchanged, which is no migration.
+ * When content or relationship fingerprints differ, up to a few differing rows of each such table
+ * are named (hooks/lib/locate.ts: a scratch restore of the backup's data).
+ * --use-recorded: when migrate proved this database against this backup (its record on
+ * alembic_version names the backup and the revision the database is at), its checks are reported
+ * instead of being run again; otherwise they run.
  */
 import type { Client } from "pg";
 import { parseFlags, requireFlag } from "../lib/args";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
-import {
-  captureState, compareState, loadManifest, quoteIdent, readSchema, schemaObjectChecks, tablesFromEnv,
-  type Check, type ConstraintInfo, type Manifest,
-} from "../lib/manifest";
+import { locateDifferingRows, type DifferingRows } from "../lib/locate";
+import { loadManifest, type Check, type Manifest } from "../lib/manifest";
+import { REVISION_RE } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
+import { prove, PROOF_FLAGS, proofOptions } from "../lib/proof";
+import { currentRevision, readRecord } from "../lib/revision";
+import { quoteTable, tablesFromEnv } from "../lib/tables";
 
 export type Part = "schema" | "data" | "performance";
 export const PARTS: Part[] = ["schema", "data", "performance"];
 
-export interface ValidateOptions {
-  idType?: string;
-  idDefault?: string;
-  uuidVersion?: number;
-  maxMs?: number;
-  /** Tables for the performance part when there is no manifest. */
-  tables?: string[];
-  log?: (msg: string) => void;
-}
-
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const { values, positionals } = parseFlags("validate", args, {
     manifest: { type: "string" },
-    "id-type": { type: "string", default: "uuid" },
-    "id-default": { type: "string" },
-    "uuid-version": { type: "string", default: "4" },
+    revision: { type: "string" },
+    ...PROOF_FLAGS,
     "max-ms": { type: "string" },
+    "use-recorded": { type: "boolean", default: false },
   }, true);
   const bad = positionals.filter((p) => !PARTS.includes(p as Part));
   if (bad.length > 0) throw new UsageError(`validate: unknown part ${bad.join(", ")}`, `name any of ${PARTS.join(", ")} (none = all)`);
   const parts = positionals.length > 0 ? [...new Set(positionals as Part[])] : PARTS;
-  const uuidVersion = Number(values["uuid-version"]);
-  if (!Number.isInteger(uuidVersion) || uuidVersion < 1 || uuidVersion > 8) {
-    throw new UsageError(`validate: --uuid-version "${values["uuid-version"]}" is not 1-8`, "pass --uuid-version 4 (or 7)");
+  const proofOpts = proofOptions("validate", values);
+  if (values.revision !== undefined && !REVISION_RE.test(values.revision)) {
+    throw new UsageError(`validate: --revision "${values.revision}" is not an alembic revision id`, "pass the deployment's target revision, e.g. --revision 001_uuid_schema_migration");
   }
   const maxMs = values["max-ms"] === undefined ? undefined : Number(values["max-ms"]);
   if (maxMs !== undefined && !(maxMs > 0)) throw new UsageError(`validate: --max-ms "${values["max-ms"]}" is not a positive number`, "pass e.g. --max-ms 200");
 
+  const proving = parts.includes("schema") || parts.includes("data");
   let manifest: Manifest | null = null;
-  if (parts.includes("schema") || parts.includes("data")) {
+  if (proving) {
     manifest = await loadManifest(requireFlag("validate", values.manifest, "--manifest", "URI (the manifestUri printed by backup)"), env);
   } else if (values.manifest) {
     manifest = await loadManifest(values.manifest, env);
   }
   const log = progress("validate");
   const client = await connect(connectionFromEnv(env), { applicationName: "vibes-hooks validate" });
-  let checks: Check[];
+  const checks: Check[] = [];
+  let recordedAt: string | undefined;
+  let differingRows: DifferingRows[] | null = null;
   try {
-    checks = await validateAgainstManifest(client, manifest, parts, {
-      idType: values["id-type"], idDefault: values["id-default"], uuidVersion, maxMs, tables: tablesFromEnv(env), log,
-    });
+    if (proving) {
+      const recorded = values["use-recorded"] ? await recordedChecks(client, manifest!) : undefined;
+      if (recorded) {
+        recordedAt = recorded.at;
+        log(`migrate proved revision ${recorded.revision} against this backup at ${recorded.at}: its ${recorded.checks.length} checks are reported, not run again`);
+        checks.push(...recorded.checks);
+      } else {
+        log(parts.includes("data") ? "schema and data (one snapshot)" : "schema");
+        checks.push(...(await prove(client, manifest!, { ...proofOpts, data: parts.includes("data") })).checks);
+        differingRows = await locateDifferingRows(client, connectionFromEnv(env), manifest!, checks.filter((c) => !c.ok), env, log);
+      }
+      if (values.revision !== undefined) {
+        const revision = await currentRevision(client);
+        checks.unshift({ name: "schema.revision", ok: revision === values.revision, detail: `${revision ?? "no revision"}${revision === values.revision ? "" : ` (expected ${values.revision})`}` });
+      }
+      const wanted = parts.filter((p) => p !== "performance");
+      if (wanted.length === 1) checks.splice(0, checks.length, ...checks.filter((c) => c.name.startsWith(`${wanted[0]}.`)));
+    }
+    if (parts.includes("performance")) {
+      log("performance (ANALYZE, then EXPLAIN)");
+      checks.push(...(await performanceChecks(client, manifest ? Object.keys(manifest.tables) : tablesFromEnv(env), maxMs)));
+    }
   } finally {
     await client.end().catch(() => undefined);
   }
   const failed = checks.filter((c) => !c.ok);
-  const summary = `${parts.join("+")}: ${checks.length - failed.length}/${checks.length} checks passed`;
+  const summary = `${parts.join("+")}: ${checks.length - failed.length}/${checks.length} checks passed${recordedAt ? ` (by migrate at ${recordedAt})` : ""}`;
   for (const c of checks) log(`${c.ok ? "ok  " : "FAIL"} ${c.name}: ${c.detail}`);
   if (failed.length > 0) {
     throw new StepError(`validation failed: ${failed.map((c) => c.name).join(", ")}`,
       "see the failed checks; during a deployment, roll back (migrate --to the previous revision) or restore the backup",
-      { details: { checks, summary } });
+      { details: { checks, summary, ...(differingRows ? { differingRows } : {}) } });
   }
-  return { checks, summary };
+  return { checks, summary, ...(recordedAt ? { recordedAt } : {}) };
 }
 
-/** Checks the database `client` is connected to; throws only when it cannot check at all. */
-export async function validateAgainstManifest(
-  client: Client,
-  manifest: Manifest | null,
-  parts: Part[],
-  opts: ValidateOptions = {},
-): Promise<Check[]> {
-  const log = opts.log ?? (() => undefined);
-  const checks: Check[] = [];
-  if ((parts.includes("schema") || parts.includes("data")) && !manifest) {
-    throw new UsageError("validate: schema and data checks need --manifest URI", "pass the manifestUri printed by backup");
-  }
-  if (parts.includes("schema")) {
-    log("schema");
-    checks.push(...(await schemaChecks(client, manifest!, opts.idType ?? "uuid", opts.idDefault)));
-  }
-  if (parts.includes("data")) {
-    log("data (one snapshot)");
-    checks.push(...(await dataChecks(client, manifest!, opts.idType ?? "uuid", opts.uuidVersion ?? 4)));
-  }
-  if (parts.includes("performance")) {
-    log("performance (ANALYZE, then EXPLAIN)");
-    checks.push(...(await performanceChecks(client, manifest ? Object.keys(manifest.tables) : opts.tables ?? [], opts.maxMs)));
-  }
-  return checks;
-}
-
-interface ColumnInfo {
-  type: string;
-  default: string | null;
-}
-
-async function columnsOf(client: Client, table: string): Promise<Map<string, ColumnInfo>> {
-  const res = await client.query(
-    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, pg_get_expr(d.adbin, d.adrelid) AS "default"
-       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-      WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped`,
-    [table],
-  );
-  return new Map(res.rows.map((r) => [r.name as string, { type: r.type as string, default: r.default as string | null }]));
-}
-
-function primaryKeys(manifest: Manifest): ConstraintInfo[] {
-  return manifest.schema.constraints.filter((c) => c.type === "PRIMARY KEY");
-}
-
-/** Whether an id column's default is the expected one: `expected` exactly when given, else the
- * id type's usual default. */
-function idDefaultProblem(actual: string | null | undefined, idType: string, expected: string | undefined): string | undefined {
-  if (expected !== undefined) return actual === expected ? undefined : `expected ${expected}`;
-  if (idType === "uuid") return actual === "gen_random_uuid()" ? undefined : "expected gen_random_uuid()";
-  return actual?.startsWith("nextval(") ? undefined : "expected a sequence's nextval(...)";
-}
-
-async function schemaChecks(client: Client, manifest: Manifest, idType: string, idDefault: string | undefined): Promise<Check[]> {
-  const checks: Check[] = [];
-  const tables = Object.keys(manifest.tables);
-  const present = await client.query("SELECT t FROM unnest($1::text[]) t WHERE to_regclass(quote_ident(t)) IS NULL", [tables]);
-  if (present.rows.length > 0) {
-    return [{ name: "schema.tables", ok: false, detail: `missing tables: ${present.rows.map((r) => r.t).join(", ")}` }];
-  }
-  for (const table of tables) {
-    const cols = await columnsOf(client, table);
-    for (const col of manifest.tables[table].keyColumns) {
-      const info = cols.get(col);
-      checks.push({
-        name: `schema.type.${table}.${col}`,
-        ok: info?.type === idType,
-        detail: info ? `${info.type}${info.type === idType ? "" : ` (expected ${idType})`}` : "column is missing",
-      });
-    }
-    for (const pk of primaryKeys(manifest).filter((c) => c.table === table && c.columns.length === 1)) {
-      const info = cols.get(pk.columns[0]);
-      const problem = idDefaultProblem(info?.default, idType, idDefault);
-      checks.push({
-        name: `schema.default.${table}.${pk.columns[0]}`,
-        ok: problem === undefined,
-        detail: `default ${info?.default ?? "(none)"}${problem ? ` (${problem})` : ""}`,
-      });
-    }
-  }
-  checks.push(...schemaObjectChecks(manifest.schema, await readSchema(client, tables)));
-  return checks;
-}
-
-async function dataChecks(client: Client, manifest: Manifest, idType: string, uuidVersion: number): Promise<Check[]> {
-  const tables = Object.keys(manifest.tables);
-  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    const state = await captureState(client, tables, manifest);
-    const checks = compareState(manifest, state);
-    for (const fk of manifest.schema.constraints.filter((c) => c.type === "FOREIGN KEY")) {
-      checks.push(await orphanCheck(client, fk));
-    }
-    const version = uuidVersion.toString(16);
-    const pattern = `^[0-9a-f]{8}-[0-9a-f]{4}-${version}[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`;
-    for (const pk of primaryKeys(manifest)) {
-      const cols = await columnsOf(client, pk.table);
-      for (const col of pk.columns) {
-        const isUuid = cols.get(col)?.type === "uuid";
-        const id = quoteIdent(col);
-        const res = await client.query(
-          `SELECT count(*) FILTER (WHERE ${id} IS NULL)::bigint AS nulls,
-                  ${isUuid ? `count(*) FILTER (WHERE ${id}::text !~ $1)::bigint` : "0"} AS bad
-             FROM ${quoteIdent(pk.table)}`,
-          isUuid ? [pattern] : [],
-        );
-        const nulls = Number(res.rows[0].nulls);
-        checks.push({ name: `data.null_ids.${pk.table}.${col}`, ok: nulls === 0, detail: `${nulls} NULL` });
-        if (idType === "uuid") {
-          const bad = Number(res.rows[0].bad);
-          checks.push({
-            name: `data.uuid_version.${pk.table}.${col}`,
-            ok: isUuid && bad === 0,
-            detail: isUuid ? `${bad} ids are not version-${uuidVersion} UUIDs` : `column is ${cols.get(col)?.type ?? "missing"}, not uuid`,
-          });
-        }
-      }
-    }
-    return checks;
-  } finally {
-    await client.query("COMMIT").catch(() => undefined);
-  }
-}
-
-/** Children whose parent row does not exist: a query, so it holds even for NOT VALID or dropped constraints. */
-async function orphanCheck(client: Client, fk: ConstraintInfo): Promise<Check> {
-  const name = `data.orphans.${fk.name}`;
-  const ref = fk.references!;
-  const notNull = fk.columns.map((c) => `c.${quoteIdent(c)} IS NOT NULL`).join(" AND ");
-  const match = fk.columns.map((c, i) => `p.${quoteIdent(ref.columns[i])} = c.${quoteIdent(c)}`).join(" AND ");
-  await client.query("SAVEPOINT orphan_check");
-  try {
-    const res = await client.query(
-      `SELECT count(*)::bigint AS n FROM ${quoteIdent(fk.table)} c
-        WHERE ${notNull} AND NOT EXISTS (SELECT 1 FROM ${quoteIdent(ref.table)} p WHERE ${match})`,
-    );
-    await client.query("RELEASE SAVEPOINT orphan_check");
-    const n = Number(res.rows[0].n);
-    return { name, ok: n === 0, detail: `${n} rows of ${fk.table} (${fk.columns}) without a ${ref.table} row` };
-  } catch (err) {
-    // e.g. the child and parent columns no longer have comparable types.
-    await client.query("ROLLBACK TO SAVEPOINT orphan_check");
-    return { name, ok: false, detail: `cannot check: ${(err as Error).message}` };
-  }
+/** The checks migrate recorded, when they are of this backup and the revision the database is at. */
+async function recordedChecks(client: Client, manifest: Manifest): Promise<{ revision: string; at: string; checks: Check[] } | undefined> {
+  const [record, revision] = [await readRecord(client), await currentRevision(client)];
+  const v = record?.validation;
+  if (!record || !v || record.revision !== revision || v.backupSha256 !== manifest.dump.sha256) return undefined;
+  return { revision: record.revision, at: v.at, checks: v.checks };
 }
 
 // A table this small is read in one go: the planner rightly prefers a sequential scan, and
@@ -251,13 +133,13 @@ async function performanceChecks(client: Client, tables: string[], maxMs?: numbe
     return [{ name: "performance", ok: true, detail: "skipped: the guide's queries need users and journals among the covered tables" }];
   }
   try {
-    await client.query(`ANALYZE ${tables.map(quoteIdent).join(", ")}`);
+    await client.query(`ANALYZE ${tables.map(quoteTable).join(", ")}`);
   } catch (err) {
     throw new StepError(`ANALYZE failed: ${(err as Error).message}`, "run validate performance as the tables' owner");
   }
   const analyze = maxMs !== undefined;
   const pages = async (t: string) =>
-    Number((await client.query("SELECT relpages FROM pg_class WHERE oid = to_regclass(quote_ident($1))", [t])).rows[0].relpages);
+    Number((await client.query("SELECT relpages FROM pg_class WHERE oid = to_regclass($1)", [quoteTable(t)])).rows[0].relpages);
   const sample = await client.query("SELECT id::text AS id FROM users ORDER BY id DESC LIMIT 1");
   const checks: Check[] = [];
   const timing = (ms: number | null) => (ms === null ? "" : `; ${ms.toFixed(1)} ms (limit ${maxMs} ms)`);

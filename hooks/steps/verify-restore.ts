@@ -4,17 +4,14 @@
  * database (created and dropped here, or the configured one, which is left in place), and
  * compares row counts, fingerprints, constraints, indexes and revision with the manifest.
  */
-import { randomBytes } from "node:crypto";
 import { parseFlags, requireFlag } from "../lib/args";
-import { fetchVerified, pgRestoreInto } from "../lib/backupFile";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
-import {
-  captureState, compareRowCounts, compareState, MANIFEST_FORMAT, quoteIdent, readSchema, schemaObjectChecks, type Check, type DatabaseState, type Manifest,
-} from "../lib/manifest";
-import { assertToolCanHandle, pgTool } from "../lib/pgTools";
+import { isCurrent, legacyChecks, type Check, type LegacyManifest, type Manifest } from "../lib/manifest";
+import { prove } from "../lib/proof";
 import { progress } from "../lib/progress";
 import { currentRevision } from "../lib/revision";
+import { withRestoredScratch } from "../lib/scratchRestore";
 import type { Client } from "pg";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
@@ -27,54 +24,25 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   if (configured !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(configured)) {
     throw new UsageError(`verify-restore: --scratch-database "${configured}" is not a plain database name`, "use letters, digits and _");
   }
-  const log = progress("verify-restore");
-  const settings = connectionFromEnv(env);
-  const scratch = configured ?? `vibes_verify_${randomBytes(6).toString("hex")}`;
-  if (scratch === settings.database) {
-    throw new UsageError(`verify-restore: --scratch-database is the target database ${scratch}`, "name a separate scratch database");
-  }
+  return verifyBackup(connectionFromEnv(env), uri, env, { scratchDatabase: configured, log: progress("verify-restore") });
+}
 
-  const dump = await fetchVerified(uri, env, log);
-  let admin: Client;
-  try {
-    admin = await connect(settings, { applicationName: "vibes-hooks verify-restore" });
-  } catch (err) {
-    await dump.cleanup(); // a dump fetched from S3 is the database's data: never left in /tmp
-    throw err;
-  }
-  let created = false;
-  try {
-    await assertToolCanHandle(pgTool("pg_restore", env), env, admin);
-    if (configured) {
-      const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [scratch]);
-      if (exists.rowCount === 0) throw new StepError(`scratch database ${scratch} does not exist`, `create it (CREATE DATABASE ${scratch}) or leave out --scratch-database`);
-    } else {
-      try {
-        await admin.query(`CREATE DATABASE ${quoteIdent(scratch)}`);
-      } catch (err) {
-        throw new StepError(`cannot create the scratch database ${scratch}: ${(err as Error).message}`,
-          `grant CREATEDB to ${settings.user}, or create a scratch database and pass --scratch-database NAME`, { cause: err });
-      }
-      created = true;
-    }
-    log(`restoring into ${scratch}`);
-    const scratchSettings = { ...settings, database: scratch };
-    // --no-owner/--no-privileges: the point is the data; owners may not exist or be ours to set.
-    const extra = ["--no-owner", "--no-privileges", ...(configured ? ["--clean", "--if-exists"] : [])];
-    await pgRestoreInto(scratchSettings, dump.path, env, extra, "the dump does not restore: do not migrate; take a new backup and check pg_restore's error");
-    const client = await connect(scratchSettings, { applicationName: "vibes-hooks verify-restore" });
-    let checks: Check[];
-    try {
-      checks = await compareWithManifest(client, dump.manifest);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+/** Restores the backup at `uri` into a scratch database and compares it with its manifest;
+ * throws unless it matches. migrate uses it for a backup it takes again inside the window. */
+export async function verifyBackup(
+  settings: ConnectionSettings,
+  uri: string,
+  env: NodeJS.ProcessEnv,
+  opts: { scratchDatabase?: string; log: (msg: string) => void },
+): Promise<Record<string, unknown>> {
+  return withRestoredScratch(settings, uri, env, { ...opts, purpose: "verify" }, async (client, dump, scratch) => {
+    const checks = await compareWithManifest(client, dump.manifest, { privileges: false });
     const failed = checks.filter((c) => !c.ok);
     if (failed.length > 0) {
       throw new StepError(`the restored backup differs from its manifest: ${failed.map((c) => c.name).join(", ")}`,
         "do not migrate: take a new backup (maintenance mode on, so nothing writes) and verify it again", { details: { checks } });
     }
-    log(`restored copy matches the manifest (${checks.length} checks)`);
+    opts.log(`restored copy matches the manifest (${checks.length} checks)`);
     return {
       uri,
       sha256: dump.sha256,
@@ -82,43 +50,21 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       tables: Object.fromEntries(Object.entries(dump.manifest.tables).map(([t, s]) => [t, { rows: s.rows }])),
       checks,
       matches: true,
-      fingerprintsCompared: dump.manifest.format === MANIFEST_FORMAT,
+      fingerprintsCompared: isCurrent(dump.manifest),
     };
-  } finally {
-    if (created) {
-      await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`).catch((err) =>
-        log(`could not drop scratch database ${scratch}: ${(err as Error).message}; drop it by hand`));
-    }
-    await admin.end().catch(() => undefined);
-    await dump.cleanup();
-  }
+  });
 }
 
 /**
- * Counts, fingerprints, constraints, indexes and revision of `client`'s database against a
- * manifest; the fingerprints only when the manifest is of this version's format.
+ * Revision, schema and data of `client`'s database against a manifest: in full (the schema
+ * exactly, the ids too) when it is of this version's format, else row counts and object names.
+ * `privileges: false` leaves owners and grants out (a restore made without them).
  */
-export async function compareWithManifest(client: Client, manifest: Manifest): Promise<Check[]> {
-  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  try {
-    const tables = Object.keys(manifest.tables);
-    const revision = await currentRevision(client);
-    let data: Check[];
-    let schema: DatabaseState["schema"];
-    if (manifest.format === MANIFEST_FORMAT) {
-      const state = await captureState(client, tables, manifest);
-      data = compareState(manifest, state);
-      schema = state.schema;
-    } else {
-      data = await compareRowCounts(client, manifest);
-      schema = await readSchema(client, tables);
-    }
-    return [
-      { name: "revision", ok: revision === manifest.revision, detail: `${revision ?? "(none)"}${revision === manifest.revision ? "" : `, manifest says ${manifest.revision}`}` },
-      ...data,
-      ...schemaObjectChecks(manifest.schema, schema),
-    ];
-  } finally {
-    await client.query("COMMIT").catch(() => undefined);
-  }
+export async function compareWithManifest(client: Client, manifest: Manifest | LegacyManifest, opts: { privileges: boolean }): Promise<Check[]> {
+  const revision = await currentRevision(client);
+  const revisionCheck = { name: "revision", ok: revision === manifest.revision, detail: `${revision ?? "(none)"}${revision === manifest.revision ? "" : `, manifest says ${manifest.revision}`}` };
+  if (!isCurrent(manifest)) return [revisionCheck, ...(await legacyChecks(client, manifest))];
+  // At the manifest's revision the proof compares exactly; the id settings do not apply.
+  const proof = await prove(client, manifest, { idType: "uuid", idDefault: null, uuidVersion: null, privileges: opts.privileges });
+  return [revisionCheck, ...proof.checks];
 }

@@ -18,7 +18,7 @@ export const SHAPE = { users: 30, journalsPerUser: 3 };
 
 /** The graph's stage order (docs/architecture.md), as the dev stack names its components. */
 export const DEV_STAGE_ORDER = [
-  "preflight", "gates", "backup-vault", "maintenance-on", "backup", "migration", "validation", "app-release", "post-deploy-checks", "maintenance-off",
+  "preflight", "gates", "backup-vault", "backup", "maintenance-on", "migration", "validation", "app-release", "post-deploy-checks", "maintenance-off",
 ];
 
 export interface E2eEnv {

@@ -31,10 +31,10 @@ describe("vibes-hooks backup", function () {
 
   it("dumps, verifies and writes a manifest that matches the database; the password reaches pg_dump only through a 0600 passfile", async () => {
     const spy = join(dir, "..", `spy-${Date.now()}`);
-    const res = await runHooks("backup", ["--label", "0000_initial"], localEnv({ VIBES_PG_DUMP: spyPgDump(spy) }));
+    const res = await runHooks("backup", ["--label", "for-001_uuid_schema_migration"], localEnv({ VIBES_PG_DUMP: spyPgDump(spy) }));
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.json.ok, true);
-    assert.match(res.json.uri, /^file:\/\/.*\/vibes_backup_\d{8}_\d{6}_0000_initial\.dump$/);
+    assert.match(res.json.uri, /^file:\/\/.*\/vibes_backup_\d{8}_\d{6}_at-0000_initial_for-001_uuid_schema_migration\.dump$/);
     assert.equal(res.json.manifestUri, `${res.json.uri}.manifest.json`);
     assert.equal(res.json.revision, "0000_initial");
     assert.deepEqual(res.json.tables, { users: { rows: 30 }, journals: { rows: 90 }, tags: { rows: 5 }, journal_tags: res.json.tables.journal_tags });
@@ -53,12 +53,20 @@ describe("vibes-hooks backup", function () {
     }
     assert.ok(t.dumpDone <= t.dumpStored, `the store completes only after pg_dump exits: ${JSON.stringify(t)}`);
     const manifest = JSON.parse(readFileSync(fileURLToPath(res.json.manifestUri), "utf8"));
-    assert.equal(manifest.format, 4);
+    assert.equal(manifest.format, 5);
     assert.deepEqual(manifest.dump, { uri: res.json.uri, sha256: res.json.sha256, bytes: res.json.bytes });
+    assert.equal(manifest.tables.journals.idColumn, "id");
     assert.deepEqual(manifest.tables.journals.keyColumns, ["id", "user_id"]);
     assert.deepEqual(manifest.tables.journals.contentColumns, ["content", "created_at", "title"]);
-    assert.ok(manifest.schema.constraints.some((c: { name: string; onDelete: string }) => c.name === "journals_user_id_fkey" && c.onDelete === "CASCADE"));
-    assert.ok(manifest.schema.indexes.some((i: { name: string }) => i.name === "ix_journals_user_id"));
+    assert.deepEqual(manifest.tables.journal_tags.parents.map((e: { constraint: string }) => e.constraint), ["journal_tags_journal_id_fkey", "journal_tags_tag_id_fkey"]);
+    assert.match(manifest.tables.journals.idFingerprint, /^[0-9a-f]{32}$/);
+    // The schema snapshot: full definitions, each default's own sequence by role, not by name.
+    const journals = manifest.schema.tables.journals;
+    assert.equal(journals.constraints.journals_user_id_fkey.definition, "FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE");
+    assert.equal(journals.indexes.ix_journals_user_id.definition, "CREATE INDEX ON public.journals USING btree (user_id)");
+    assert.deepEqual(journals.columns.user_id, { type: "integer", notNull: true, default: null, identity: null, generated: null, collation: null, sequence: null });
+    assert.equal(journals.columns.id.default, "nextval(<sequence>)");
+    assert.equal(journals.columns.id.sequence.owned, true);
 
     // pg_dump's command line and environment never held the password; its passfile was 0600 and is gone.
     const args = readFileSync(`${spy}.args`, "utf8");
@@ -169,12 +177,12 @@ describe("vibes-hooks backup", function () {
       const proxy = await startFaultyProxy(s3.endpoint, (n) => n === 2);
       try {
         const env = { ...big.env, ...s3.env(proxy.endpoint), VIBES_S3_PART_SIZE_MIB: "5" };
-        const res = await runHooks("backup", ["--label", "0000_initial"], env);
+        const res = await runHooks("backup", ["--label", "for-001_uuid_schema_migration"], env);
         assert.equal(res.code, 0, res.stderr);
         assert.ok(res.json.bytes > 10 * 1024 * 1024, `dump of ${res.json.bytes} bytes spans 3+ parts`);
         assert.ok(proxy.partRequests >= 4, `part 2 was retried (${proxy.partRequests} part requests)`);
         const key = res.json.uri.replace(`s3://${s3.bucket}/`, "");
-        assert.match(key, /^pre-uuid-migration\/vibes_backup_\d{8}_\d{6}_0000_initial\.dump$/);
+        assert.match(key, /^pre-uuid-migration\/vibes_backup_\d{8}_\d{6}_at-0000_initial_for-001_uuid_schema_migration\.dump$/);
         assert.deepEqual(await s3.keys(), [key, `${key}.manifest.json`]);
         const verify = await runHooks("verify-restore", ["--uri", res.json.uri], { ...big.env, ...s3.env() });
         assert.equal(verify.code, 0, verify.stderr);

@@ -51,7 +51,7 @@ describe("manifest fingerprints", function () {
   });
 
   /** As validate takes it after the migration: with the earlier state as the reference. */
-  const capture = (reference?: DatabaseState) => captureState(client, TABLES, reference);
+  const capture = (reference?: DatabaseState) => captureState(client, TABLES, { reference });
 
   /** The state with `change` made in the same session, then rolled back. */
   async function withChange(change: string, reference?: DatabaseState): Promise<DatabaseState> {

@@ -32,7 +32,7 @@ describe("migrate", function () {
   const faultyApp = (fault: Fault) => appWithFault(join(tempDir("vibes-app-"), "app"), fault);
 
   /** A fresh Vibes database at 0000_initial with a verified backup; env set up for migrate. */
-  const prepared = (appDir = APP_DIR) => helpers.prepareDatabase(pg, tempDir("vibes-backups-"), { mode: "alembic", appDir });
+  const prepared = (appDir = APP_DIR, setupSql = "") => helpers.prepareDatabase(pg, tempDir("vibes-backups-"), { mode: "alembic", appDir }, setupSql);
 
   const migrateLockHeld = async (db: string) =>
     (await pg.query(db, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = $1::bigint::oid",
@@ -42,7 +42,7 @@ describe("migrate", function () {
   const dataDifferences = (db: string, manifestUri: string, env: NodeJS.ProcessEnv) => helpers.dataDifferences(pg, db, manifestUri, env);
 
   it("migrates up with validation, does nothing the second time, and migrates back down", async () => {
-    const { db, env, manifestUri, migrate } = await prepared();
+    const { db, env, manifestUri, migrate, backupNow } = await prepared();
     const up = await migrate(TARGET);
     assert.equal(up.code, 0, up.stderr);
     assert.deepEqual(result(up), { revisionBefore: BEFORE, revisionAfter: TARGET, changed: true, rolledBack: false, restoredFromBackup: false });
@@ -54,6 +54,7 @@ describe("migrate", function () {
     assert.deepEqual(result(again), { revisionBefore: TARGET, revisionAfter: TARGET, changed: false, rolledBack: false, restoredFromBackup: false });
     assert.match(again.stderr, /nothing to do/);
 
+    await backupNow(`for-${BEFORE}`);
     const down = await migrate(BEFORE);
     assert.equal(down.code, 0, down.stderr);
     assert.deepEqual(result(down), { revisionBefore: TARGET, revisionAfter: BEFORE, changed: true, rolledBack: false, restoredFromBackup: false });
@@ -70,7 +71,17 @@ describe("migrate", function () {
     assert.equal(up.code, 0, up.stderr);
     assert.equal(up.json.filesSha256, planned);
     const comment = await pg.query(db.name, "SELECT obj_description('alembic_version'::regclass, 'pg_class') AS c");
-    assert.equal(comment[0].c, `vibes-hooks: at ${TARGET} with migration files sha256 ${planned}`);
+    // The record: the files, the schema of each revision proven (for an exact rollback check) and
+    // the checks against this backup (for the validation stage).
+    assert.match(comment[0].c, /^vibes-hooks record \{/);
+    const record = JSON.parse(comment[0].c.slice("vibes-hooks record ".length));
+    assert.equal(record.revision, TARGET);
+    assert.equal(record.filesSha256, planned);
+    assert.deepEqual(Object.keys(record.schemas).sort(), [BEFORE, TARGET]);
+    assert.equal(record.schemas[BEFORE].tables.users.columns.id.default, "nextval(<sequence>)");
+    assert.equal(record.schemas[TARGET].tables.users.columns.id.type, "uuid");
+    assert.equal(record.validation.backupSha256, up.json.backup.sha256);
+    assert.ok(record.validation.checks.length > 10 && record.validation.checks.every((c: { ok: boolean }) => c.ok));
 
     // An applied revision edited afterwards: nothing runs, and the result names the files that ran,
     // so prod's promotion gate cannot take the edit for something test validated.
@@ -95,7 +106,7 @@ describe("migrate", function () {
     assert.equal(up.code, 0, up.stderr);
     assert.equal(up.json.changed, true);
     assert.equal(up.json.filesSha256, null);
-    assert.match(up.stderr, /warning: cannot record the migration files' checksum on alembic_version/);
+    assert.match(up.stderr, /warning: cannot record the migration files' checksum and schema on alembic_version/);
     await pg.dropDatabase(db.name);
   });
 
@@ -106,7 +117,7 @@ describe("migrate", function () {
     const resumed = await good.migrate(TARGET);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.equal(resumed.json.resumedAfterInterruption, true);
-    assert.match(resumed.stderr, /an interrupted run migrated it; validating now/);
+    assert.match(resumed.stderr, /an interrupted run migrated it; proving it now/);
     await pg.dropDatabase(good.db.name);
 
     // Bad: the interrupted run's revision lost rows; the next run must not call it a success.
@@ -132,7 +143,7 @@ describe("migrate", function () {
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.json.resumedAfterInterruption, true);
     assert.deepEqual(result(res), { revisionBefore: TARGET, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: false });
-    assert.match(res.stderr, /an interrupted run went down; recording it/);
+    assert.match(res.stderr, /an interrupted run went down; proving it now/);
     assert.equal(await revisionOf(db.name), BEFORE);
     assert.equal(await idType(db.name), "integer");
     const again = await runHooks("migrate", ["--to", BEFORE, "--manifest", atTarget.json.manifestUri,
@@ -145,7 +156,7 @@ describe("migrate", function () {
   it("validates the id type it is told the target has: uuid ids where integer ones are expected fail and roll back", async () => {
     const { db, env, manifestUri, migrate } = await prepared();
     const res = await migrate(TARGET, ["--id-type", "integer"]);
-    assertFailed(res, "migrate", /validation failed after the migration: schema\.type\.users\.id: uuid \(expected integer\).*back at 0000_initial/);
+    assertFailed(res, "migrate", /validation failed after the migration: .*schema\.column\.users\.id: users: column id: type uuid, expected integer.*back at 0000_initial, its schema, data and ids proven equal.*restored from the backup/);
     assert.equal(await revisionOf(db.name), BEFORE);
     assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
     await pg.dropDatabase(db.name);
@@ -176,7 +187,7 @@ describe("migrate", function () {
   it("leaves the database unchanged when the migration fails half way", async () => {
     const { db, env, manifestUri, migrate } = await prepared(faultyApp("fail_halfway"));
     const res = await migrate(TARGET);
-    assertFailed(res, "migrate", /the up command failed \(exit \d+\).*back at 0000_initial with all data matching/);
+    assertFailed(res, "migrate", /the up command failed \(exit \d+\).*back at 0000_initial, its schema, data and ids proven equal to the backup.s/);
     assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: false });
     assert.equal(await migrateLockHeld(db.name), false, "the lock is released after a failure");
     assert.equal(await revisionOf(db.name), BEFORE);
@@ -193,7 +204,7 @@ describe("migrate", function () {
     const orphan = `${PG_BIN}/psql -X -q -d "$DATABASE_URL" -c "BEGIN; LOCK TABLE journals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600)" ` +
       ">/dev/null 2>&1 & sleep 1; exit 3 # {rev}";
     const res = await migrate(TARGET, ["--up", orphan]);
-    assertFailed(res, "migrate", /the up command failed \(exit 3\).*back at 0000_initial with all data matching/);
+    assertFailed(res, "migrate", /the up command failed \(exit 3\).*back at 0000_initial, its schema, data and ids proven equal to the backup.s/);
     assert.match(res.stderr, /ending 1 database session\(s\) the command left running/);
     assert.deepEqual(await pg.query(db.name, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'vibes-hooks migrate command%'"), []);
     assert.equal(await migrateLockHeld(db.name), false);
@@ -207,12 +218,112 @@ describe("migrate", function () {
       const res = await migrate(TARGET);
       assertFailed(res, "migrate", /validation failed after the migration/);
       assert.match(res.json.error, caught);
-      assert.match(res.json.error, /back at 0000_initial with all data matching .*restored from the backup/);
+      assert.match(res.json.error, /back at 0000_initial, its schema, data and ids proven equal to the backup.s .*restored from the backup/);
       assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: true, restoredFromBackup: true });
       assert.equal(await migrateLockHeld(db.name), false, "the lock is released after a rollback");
       assert.equal(await revisionOf(db.name), BEFORE);
-      assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
+      assert.deepEqual(await helpers.dataDifferences(pg, db.name, manifestUri, env, { ids: true }), []);
+      located(res, fault === "drop_rows" ? { table: "journals", by: "content", onlyInBackup: true, onlyNow: false }
+        : { table: "journals", by: "relationships", onlyInBackup: true, onlyNow: true });
       assertSecretAbsent(res, pg.password);
+      await pg.dropDatabase(db.name);
+    });
+  }
+
+  // Objects besides the keys that an app depends on, none on an id column (001 rebuilds those):
+  // the schema faults below drop them.
+  const EXTRAS = `ALTER TABLE journals ADD CONSTRAINT journals_title_not_blank CHECK (title <> '');
+    CREATE FUNCTION keep_created_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := OLD.created_at; RETURN NEW; END $$;
+    ALTER FUNCTION keep_created_at() OWNER TO vibes;
+    CREATE TRIGGER journals_keep_created_at BEFORE UPDATE ON journals FOR EACH ROW EXECUTE FUNCTION keep_created_at();
+    CREATE VIEW journal_titles AS SELECT title, created_at FROM journals; ALTER VIEW journal_titles OWNER TO vibes`;
+
+  /** The rows migrate named where the data differed. */
+  function located(res: { json: { differingRows?: { table: string; by: string; onlyInBackup: string[]; onlyNow: string[] }[] } },
+    expected: { table: string; by: string; onlyInBackup: boolean; onlyNow: boolean }): void {
+    const d = res.json.differingRows?.find((x) => x.table === expected.table);
+    assert.ok(d, `differing rows of ${expected.table}: ${JSON.stringify(res.json.differingRows)}`);
+    assert.equal(d.by, expected.by);
+    assert.equal(d.onlyInBackup.length > 0, expected.onlyInBackup, JSON.stringify(d));
+    assert.equal(d.onlyNow.length > 0, expected.onlyNow, JSON.stringify(d));
+    // Named by content and by the parent's natural key (users.email), never by an id.
+    for (const label of [...d.onlyInBackup, ...d.onlyNow]) {
+      const row = JSON.parse(label);
+      assert.ok("title" in row && !("id" in row) && /@/.test(row.users.email), label);
+      assert.ok(!("password_hash" in row.users), "a unique key names the user");
+    }
+  }
+
+  /** The database proven as the backup left it: validate, exactly (schema, data, ids). */
+  async function assertAsBackedUp(env: NodeJS.ProcessEnv, manifestUri: string): Promise<void> {
+    const res = await runHooks("validate", ["schema", "data", "--manifest", manifestUri], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.json.checks.find((c: { name: string }) => c.name === "schema.basis").detail, /at its revision/);
+  }
+
+  // An upgrade's schema mistake that keeps every row: caught by name, rolled back; the sample's
+  // down command renumbers the integer ids, so the backup is restored and proven.
+  for (const [fault, caught] of [
+    ["drop_not_null", /schema\.column\.journals\.user_id: journals: column user_id: NOT NULL was dropped/],
+    ["drop_check", /schema\.constraint\.journals\.journals_title_not_blank: journals: constraint journals_title_not_blank is missing \(was CHECK/],
+    ["on_delete_rule", /schema\.constraint\.journal_tags\.journal_tags_tag_id_fkey: .*is now FOREIGN KEY \(tag_id\) REFERENCES tags\(id\); was .*ON DELETE CASCADE/],
+    ["drop_view", /schema\.view\.journal_titles: view journal_titles is missing/],
+    ["drop_trigger", /schema\.trigger\.journals\.journals_keep_created_at: journals: trigger journals_keep_created_at is missing/],
+  ] as const) {
+    it(`catches the ${fault} revision by name and ends proven as the backup`, async () => {
+      const { db, env, manifestUri, migrate } = await prepared(faultyApp(fault), EXTRAS);
+      const res = await migrate(TARGET);
+      assertFailed(res, "migrate", /validation failed after the migration: /);
+      assert.match(res.json.error, caught);
+      assert.match(res.json.error, /back at 0000_initial, its schema, data and ids proven equal to the backup.s \(restored from the backup/);
+      assert.match(res.stderr, /after the down command: revision 0000_initial; .*data\.ids\.users: id fingerprint differs/);
+      assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: true, restoredFromBackup: true });
+      assert.equal(res.json.differingRows, undefined, "no data differed: nothing to locate");
+      await assertAsBackedUp(env, manifestUri);
+      await pg.dropDatabase(db.name);
+    });
+  }
+
+  it("with --accept-renumbered-ids keeps the down command's result and says the ids were renumbered", async () => {
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("drop_not_null"));
+    const res = await migrate(TARGET, ["--accept-renumbered-ids"]);
+    assertFailed(res, "migrate", /back at 0000_initial with its schema and data proven equal to the backup.s \(rolled back by the down command\), but its ids were RENUMBERED \(data\.ids\.users/);
+    assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: true, restoredFromBackup: false });
+    assert.equal(res.json.idsRenumbered, true);
+    assert.deepEqual(await dataDifferences(db.name, manifestUri, env), [], "every row and link, under new ids");
+    assert.ok((await helpers.dataDifferences(pg, db.name, manifestUri, env, { ids: true })).some((d) => d.startsWith("data.ids.users")));
+    await pg.dropDatabase(db.name);
+  });
+
+  it("a real-world pair (nullable FK up; down without nextval defaults) is caught both ways and the backup restored: the app can insert again", async () => {
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("real_world"));
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /validation failed after the migration: schema\.column\.journals\.user_id: journals: column user_id: NOT NULL was dropped/);
+    // The down command's own mistakes are seen before anything is called "back".
+    assert.match(res.stderr, /after the down command: revision 0000_initial; .*schema\.column\.users\.id: users: column id: default none, was nextval\(<sequence>\); no longer draws from its sequence/);
+    assert.match(res.stderr, /schema\.column\.journals\.user_id: journals: column user_id: NOT NULL was dropped; .*restoring the backup/);
+    assert.match(res.json.error, /back at 0000_initial, its schema, data and ids proven equal to the backup.s \(restored from the backup/);
+    await assertAsBackedUp(env, manifestUri);
+    const [row] = await pg.query(db.name, "INSERT INTO users (email, password_hash) VALUES ('new@example.com', 'x') RETURNING id");
+    assert.equal(typeof row.id, "number", "the id default is back");
+    await pg.dropDatabase(db.name);
+  });
+
+  for (const [fault, caught] of [
+    ["downgrade_no_default", /schema\.column\.users\.id: users: column id: default none, was nextval\(<sequence>\)/],
+    ["downgrade_nullable", /schema\.column\.journals\.user_id: journals: column user_id: NOT NULL was dropped/],
+  ] as const) {
+    it(`a reviewed rollback through the ${fault} down command fails against 0000_initial's recorded schema and restores the backup taken for it`, async () => {
+      const { db, env, migrate, backupNow } = await prepared(faultyApp(fault));
+      assert.equal((await migrate(TARGET)).code, 0);
+      const atTarget = await backupNow(`for-${BEFORE}`);
+      const res = await migrate(BEFORE, ["--id-type", "integer"]);
+      assertFailed(res, "migrate", /validation failed after the rollback: /);
+      assert.match(res.json.error, caught);
+      assert.match(res.stderr, /compared with the schema recorded when 0000_initial was last proven|FAILED: validation failed after the rollback/);
+      assert.match(res.json.error, /back at 001_uuid_schema_migration, its schema, data and ids proven equal to the backup.s \(restored from the backup/);
+      assert.equal(await revisionOf(db.name), TARGET);
+      await assertAsBackedUp(env, atTarget);
       await pg.dropDatabase(db.name);
     });
   }
@@ -221,7 +332,7 @@ describe("migrate", function () {
     const { db, env, manifestUri, migrate } = await prepared(faultyApp("drop_table"));
     const res = await migrate(TARGET);
     assertFailed(res, "migrate", /the up step failed: table not found: journal_tags/);
-    assert.match(res.json.error, /back at 0000_initial with all data matching .*restored from the backup/);
+    assert.match(res.json.error, /back at 0000_initial, its schema, data and ids proven equal to the backup.s .*restored from the backup/);
     assert.deepEqual(result(res), { revisionBefore: BEFORE, revisionAfter: BEFORE, changed: false, rolledBack: false, restoredFromBackup: true });
     assert.equal(await revisionOf(db.name), BEFORE);
     assert.deepEqual(await dataDifferences(db.name, manifestUri, env), []);
@@ -275,7 +386,7 @@ describe("migrate", function () {
     await until("the up command runs", sleeping);
     process.kill(hook, "SIGTERM");
     const res = await running;
-    assertFailed(res, "migrate", /the up command failed \(exit 143\).*back at 0000_initial with all data matching/);
+    assertFailed(res, "migrate", /the up command failed \(exit 143\).*back at 0000_initial, its schema, data and ids proven equal to the backup.s/);
     assert.match(res.stderr, /SIGTERM: stopping 1 child process\(es\)/);
     assert.equal(await sleeping(), false, "the command was stopped");
     assert.deepEqual(readdirSync(env.TMPDIR), [], "the passfile is removed");
@@ -289,7 +400,7 @@ describe("migrate", function () {
     const { db, env, manifestUri, migrate } = await prepared(faultyApp("hang"));
     env.VIBES_MIGRATION_TIMEOUT = "3s";
     const res = await migrate(TARGET);
-    assertFailed(res, "migrate", /the up command failed \(timed out after 3s: VIBES_MIGRATION_TIMEOUT\).*back at 0000_initial with all data matching/);
+    assertFailed(res, "migrate", /the up command failed \(timed out after 3s: VIBES_MIGRATION_TIMEOUT\).*back at 0000_initial, its schema, data and ids proven equal to the backup.s/);
     // alembic names its session after PGAPPNAME (app/migrations/env.py), so it is found and ended.
     assert.match(res.stderr, /ending 1 database session\(s\) the command left running/);
     assert.equal(await revisionOf(db.name), BEFORE);

@@ -29,14 +29,17 @@ export interface Prepared {
   db: TestDatabase;
   env: NodeJS.ProcessEnv;
   manifestUri: string;
-  /** `migrate --to <to>` with the manifest, the files' planned checksum and the mode's flags. */
+  /** `migrate --to <to>` with the latest backup's manifest, the files' planned checksum and the mode's flags. */
   migrate(to: string, extra?: string[], opts?: RunHooksOptions): Promise<HooksResult>;
+  /** Takes a backup now (as the program does before a reviewed rollback); later migrates use it. */
+  backupNow(label: string): Promise<string>;
 }
 
-/** A fresh Vibes database at 0000_initial with a verified backup in `backupDir`. In sql mode the
+/** A fresh Vibes database at 0000_initial (with `setupSql` run as superuser) and a verified backup in `backupDir`. In sql mode the
  * hook gets neither the app's folder nor a Python: the SQL files must be all it needs. */
-export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec): Promise<Prepared> {
+export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec, setupSql = ""): Promise<Prepared> {
   const db = await pg.createVibesDatabase({ users: 12, journalsPerUser: 3, tags: 4 });
+  if (setupSql) await pg.query(db.name, setupSql);
   const env: NodeJS.ProcessEnv = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: backupDir };
   if (files.mode === "alembic") {
     Object.assign(env, { VIBES_APP_DIR: files.appDir, VIBES_PYTHON: APP_PYTHON });
@@ -44,26 +47,33 @@ export async function prepareDatabase(pg: PgCluster, backupDir: string, files: M
     delete env.VIBES_APP_DIR;
     env.VIBES_PYTHON = "/nonexistent/python3";
   }
-  const backup = await runHooks("backup", ["--label", BEFORE], env);
-  assert.equal(backup.code, 0, backup.stderr);
+  let latest = "";
+  const backupNow = async (label: string) => {
+    const backup = await runHooks("backup", ["--label", label], env);
+    assert.equal(backup.code, 0, backup.stderr);
+    latest = backup.json.manifestUri;
+    return latest;
+  };
+  const manifestUri = await backupNow(`for-${TARGET}`);
   const sha = plannedMigrationFilesSha256(files);
   const modeFlags = files.mode === "sql" ? ["--mode", "sql", "--sql-dir", files.sqlDir] : [];
   const migrate = (to: string, extra: string[] = [], opts: RunHooksOptions = {}) =>
-    runHooks("migrate", ["--to", to, "--manifest", backup.json.manifestUri, "--files-sha256", sha, ...modeFlags, ...extra], env, opts);
-  return { db, env, manifestUri: backup.json.manifestUri as string, migrate };
+    runHooks("migrate", ["--to", to, "--manifest", latest, "--files-sha256", sha, ...modeFlags, ...extra], env, opts);
+  return { db, env, manifestUri, migrate, backupNow };
 }
 
 export const revisionOf = async (pg: PgCluster, db: string) => (await pg.query(db, "SELECT version_num FROM alembic_version"))[0]?.version_num;
 export const idType = async (pg: PgCluster, db: string) =>
   (await pg.query(db, "SELECT data_type FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'id'"))[0].data_type;
 
-/** The checks that fail when comparing the database's data with the manifest (empty: all data is there). */
-export async function dataDifferences(pg: PgCluster, db: string, manifestUri: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+/** The checks that fail when comparing the database's data with the manifest (empty: all data is
+ * there); the ids too with `ids` (at the manifest's revision). */
+export async function dataDifferences(pg: PgCluster, db: string, manifestUri: string, env: NodeJS.ProcessEnv, opts = { ids: false }): Promise<string[]> {
   const manifest = await loadManifest(manifestUri, env);
   const client = await pg.adminClient(db);
   try {
-    const state = await captureState(client, Object.keys(manifest.tables), manifest);
-    return compareState(manifest, state).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    const state = await captureState(client, Object.keys(manifest.tables), { reference: manifest, ids: opts.ids });
+    return compareState(manifest, state, opts).filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
   } finally {
     await client.end();
   }

@@ -93,11 +93,12 @@ describe("preflight", function () {
     app.healthy = false;
     const res = await runHooks("preflight", ["--expect-revision", "001_uuid_schema_migration"],
       { ...env, VIBES_TABLES: "users,journals,nope", VIBES_PG_DUMP: fakePgDump("14.9") });
-    assertFailed(res, "preflight", /^4 unmet expectations: /);
+    assertFailed(res, "preflight", /^5 unmet expectations: /);
     const problems: string[] = res.json.problems.map((p: { problem: string }) => p.problem);
     assert.deepEqual(problems, [
       "database revision is 0000_initial, expected 001_uuid_schema_migration",
       "table missing: nope",
+      "a table outside the covered set references it through foreign keys, unprotected by any check: journal_tags (journal_tags_journal_id_fkey -> journals)",
       "pg_dump is version 14 but the server is PostgreSQL 15",
       "app /health answered HTTP 503",
     ]);

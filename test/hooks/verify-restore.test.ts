@@ -32,7 +32,7 @@ describe("vibes-hooks verify-restore and restore", function () {
   });
 
   /** A copy of the backup (dump + manifest) that a test may damage. */
-  function copyBackup(edit: { dump?: (b: Buffer) => Buffer; manifest?: (m: { format: number; tables: Record<string, { rows: number; contentFingerprint: string }> }) => void }): string {
+  function copyBackup(edit: { dump?: (b: Buffer) => Buffer; manifest?: (m: { format: number; tables: Record<string, { rows: number; contentFingerprint: string }>; schema: unknown }) => void }): string {
     const copyDir = mkdtempSync(join(dir, "copy-"));
     const path = join(copyDir, "vibes_backup_copy.dump");
     const dump = readFileSync(fileURLToPath(backup.uri));
@@ -89,17 +89,23 @@ describe("vibes-hooks verify-restore and restore", function () {
   });
 
   it("still verifies and restores a backup of an earlier manifest format, without its fingerprints; validate refuses it", async () => {
-    // As written by the previous vibes-hooks: format 2, fingerprints of another algorithm.
-    const uri = copyBackup({ manifest: (m) => {
+    // As written by an earlier vibes-hooks: format 2, fingerprints of another algorithm, the
+    // schema as the names of constraints and indexes.
+    const legacy = (m: Parameters<NonNullable<Parameters<typeof copyBackup>[0]["manifest"]>>[0], rowsOff = 0) => {
       m.format = 2;
-      for (const t of Object.values(m.tables)) t.contentFingerprint = "0".repeat(32);
-    } });
+      m.tables = Object.fromEntries(Object.entries(m.tables).map(([t, s]) => [t, { rows: s.rows + (t === "journals" ? rowsOff : 0), contentFingerprint: "0".repeat(32) }]));
+      m.schema = {
+        constraints: [{ table: "journals", name: "journals_pkey" }, { table: "journals", name: "journals_user_id_fkey" }],
+        indexes: [{ table: "journals", name: "ix_journals_user_id" }],
+      };
+    };
+    const uri = copyBackup({ manifest: (m) => legacy(m) });
     const verify = await runHooks("verify-restore", ["--uri", uri], env);
     assert.equal(verify.code, 0, verify.stderr);
     assert.equal(verify.json.fingerprintsCompared, false);
-    assert.match(verify.stderr, /manifest is format 2: row counts, schema and revision are compared, its fingerprints \(format 4 here\) are not/);
+    assert.match(verify.stderr, /manifest is format 2: row counts, constraint and index names and the revision are compared, its fingerprints and schema \(format 5 here\) are not/);
     const names = verify.json.checks.map((c: { name: string }) => c.name);
-    assert.ok(names.includes("data.rows.journals") && names.includes("revision"));
+    assert.ok(names.includes("data.rows.journals") && names.includes("revision") && names.includes("schema.object.ix_journals_user_id"));
     assert.ok(!names.some((n: string) => n.startsWith("data.content.")), names.join());
 
     const empty = await pg.createDatabase();
@@ -109,7 +115,7 @@ describe("vibes-hooks verify-restore and restore", function () {
       assert.equal(restored.json.fingerprintsCompared, false);
       const [count] = await pg.query(empty.name, "SELECT count(*)::int AS n FROM journals");
       assert.equal(count.n, 50);
-      const lostRow = copyBackup({ manifest: (m) => { m.format = 2; m.tables.journals.rows += 1; } });
+      const lostRow = copyBackup({ manifest: (m) => legacy(m, 1) });
       const mismatch = await runHooks("verify-restore", ["--uri", lostRow], env);
       assertFailed(mismatch, "verify-restore", /differs from its manifest: data\.rows\.journals/);
     } finally {
@@ -117,7 +123,7 @@ describe("vibes-hooks verify-restore and restore", function () {
     }
 
     const validate = await runHooks("validate", ["data", "--manifest", `${uri}.manifest.json`, "--id-type", "integer"], db.env);
-    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 4 fingerprints/);
+    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 5 fingerprints/);
   });
 
   describe("restore", () => {

@@ -100,7 +100,10 @@ function hookStdout(create: string, env: Record<string, string>): string {
     backup: { uri: dump, manifestUri: `${dump}.manifest.json`, sha256: "ab".repeat(32), bytes: 4096, createdAt: "2026-11-30T12:00:00Z", revision: "0000_initial", tables: {} },
     "verify-restore": { uri: flag("--uri"), sha256: "ab".repeat(32), matches: true },
     maintenance: { enabled: words[2] === "on", changed: true },
-    migrate: { revisionBefore: "0000_initial", revisionAfter: flag("--to"), changed: true, rolledBack: false, filesSha256: flag("--files-sha256") },
+    migrate: {
+      revisionBefore: "0000_initial", revisionAfter: flag("--to"), changed: true, rolledBack: false, filesSha256: flag("--files-sha256"),
+      backup: { uri: flag("--manifest").replace(/\.manifest\.json$/, ""), manifestUri: flag("--manifest"), sha256: "ab".repeat(32), bytes: 4096, revision: "0000_initial", retaken: false },
+    },
     validate: { checks: [{ name: "ids are uuid", ok: true, detail: "" }], summary: "12/12 checks passed", idType: "uuid" },
     "health-gate": { healthy: true, attempts: 1, elapsedMs: 5 },
     smoke: { checks: [] },

@@ -191,21 +191,23 @@ describe("program", function () {
     it("migrates to the target revision from the verified manifest, with the files' checksum", () => {
       const migrate = byName(runs.test, "migration-migrate");
       const manifest = runs.test.resolved.backupManifestUri as string;
-      assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA} --id-type uuid`);
+      assert.equal(migrate.inputs.create, `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${manifest} --files-sha256 ${FILES_SHA} ` +
+        "--id-type uuid --id-default 'gen_random_uuid()' --uuid-version 4");
       assert.ok(!/vibes-hooks|downgrade|migrate/.test(String(migrate.inputs.delete)), "delete must never downgrade");
       assert.equal(env(migrate).VIBES_LOCK_TIMEOUT, "5s");
       assert.equal(env(migrate).VIBES_MIGRATION_TIMEOUT, "1h");
       assert.equal(env(byName(runs.prod, "migration-migrate")).VIBES_LOCK_TIMEOUT, "3s");
       assert.equal(env(migrate).VIBES_APP_DIR, "app");
       const validate = byName(runs.test, "validation-validate");
-      assert.equal(validate.inputs.create, `bin/vibes-hooks validate schema data --manifest ${manifest} --id-type uuid`);
+      assert.equal(validate.inputs.create, `bin/vibes-hooks validate schema data --use-recorded --manifest ${manifest} --revision 001_uuid_schema_migration ` +
+        "--id-type uuid --id-default 'gen_random_uuid()' --uuid-version 4");
       assert.equal(byName(runs.test, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type uuid");
     });
 
     it("rolls back by target revision alone: integer ids expected, every known revision accepted", async () => {
       const run = await runProgram("test", { overrides: { targetRevision: "0000_initial" } });
-      assert.match(String(byName(run, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial .* --id-type integer$/);
-      assert.match(String(byName(run, "validation-validate").inputs.create), / --id-type integer$/);
+      assert.match(String(byName(run, "migration-migrate").inputs.create), /^bin\/vibes-hooks migrate --to 0000_initial .* --id-type integer --id-default 'gen_random_uuid\(\)' --uuid-version 4$/);
+      assert.match(String(byName(run, "validation-validate").inputs.create), / --revision 0000_initial --id-type integer /);
       assert.equal(byName(run, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type integer");
       assert.equal(byName(run, "preflight-preflight").inputs.create,
         "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400");
@@ -218,12 +220,12 @@ describe("program", function () {
       const sqlSha = plannedMigrationFilesSha256({ mode: "sql", sqlDir: path.join(ROOT, "app/migrations/sql") });
       assert.notEqual(sqlSha, FILES_SHA);
       assert.equal(migrate.inputs.create,
-        `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${run.resolved.backupManifestUri} --files-sha256 ${sqlSha} --id-type uuid --mode sql --sql-dir app/migrations/sql`);
+        `bin/vibes-hooks migrate --to 001_uuid_schema_migration --manifest ${run.resolved.backupManifestUri} --files-sha256 ${sqlSha} --id-type uuid --id-default 'gen_random_uuid()' --uuid-version 4 --mode sql --sql-dir app/migrations/sql`);
       assert.equal(env(migrate).VIBES_MIGRATION_FILES_SHA256, sqlSha, "a changed SQL file re-runs the chain");
       assert.equal(run.resolved.migrationFilesSha256, sqlSha);
 
       const overridden = await runProgram("test", { overrides: { upCommand: "./up.sh {rev}", downCommand: "./down.sh {rev}" } });
-      assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --id-type uuid --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
+      assert.match(String(byName(overridden, "migration-migrate").inputs.create), / --files-sha256 [0-9a-f]{64} --id-type uuid --id-default 'gen_random_uuid\(\)' --uuid-version 4 --up '\.\/up\.sh \{rev\}' --down '\.\/down\.sh \{rev\}'$/);
     });
 
     it("every step of an AWS stack reports to the alarm topic; dev has none", () => {
@@ -273,12 +275,13 @@ describe("program", function () {
     // [stage command, the commands or resources it must wait for]
     const edges = (aws: boolean): [string, string[]][] => [
       [aws ? "backup-vault-bucket" : "backup-vault-folder", ["gates-notify-start"]],
-      ["maintenance-on-maintenance", aws ? ["backup-vault-bucket", "backup-vault-encryption", "backup-vault-public-access", "backup-vault-tls-only"] : ["backup-vault-folder"]],
-      ["backup-dump", ["maintenance-on-maintenance"]],
+      // The backup is taken and proven while the app still serves; the window opens after it.
+      ["backup-dump", aws ? ["backup-vault-bucket", "backup-vault-encryption", "backup-vault-public-access", "backup-vault-tls-only"] : ["backup-vault-folder"]],
       ["backup-verify-restore", ["backup-dump"]],
       ...(aws ? [["rds-snapshot-snapshot", ["backup-verify-restore"]] as [string, string[]]] : []),
-      ["migration-migrate", aws ? ["backup-verify-restore", "rds-snapshot-snapshot"] : ["backup-verify-restore"]],
-      ["validation-validate", ["migration-migrate", "backup-verify-restore"]],
+      ["maintenance-on-maintenance", aws ? ["backup-verify-restore", "rds-snapshot-snapshot"] : ["backup-verify-restore"]],
+      ["migration-migrate", ["maintenance-on-maintenance", "backup-verify-restore"]],
+      ["validation-validate", ["migration-migrate"]],
       ["app-release-restart", ["validation-validate"]],
       ["app-release-health-gate", ["app-release-restart"]],
       ["post-deploy-checks-smoke", ["app-release-health-gate"]],
@@ -303,7 +306,7 @@ describe("program", function () {
 
     it("the verified backup's checksum reaches every stage after it, so a new backup re-runs them", () => {
       const sha = runs.test.resolved.backupSha256;
-      for (const name of ["migration-migrate", "validation-validate", "app-release-restart", "app-release-health-gate",
+      for (const name of ["maintenance-on-maintenance", "migration-migrate", "validation-validate", "app-release-restart", "app-release-health-gate",
         "post-deploy-checks-smoke", "post-deploy-checks-performance", "maintenance-off-maintenance"]) {
         assert.equal(env(byName(runs.test, name)).VIBES_BACKUP_SHA256, sha, name);
       }
@@ -405,7 +408,7 @@ describe("program", function () {
   });
 
   describe("stack outputs", () => {
-    const common = ["appUrl", "backupBytes", "backupManifestUri", "backupObjectUri", "backupSha256", "idType",
+    const common = ["appUrl", "backupBytes", "backupManifestUri", "backupObjectUri", "backupRetakenInWindow", "backupSha256", "idType",
       "migrationFilesSha256", "schemaRevisionAfter", "schemaRevisionBefore", "targetRevision", "validated", "validationSummary"];
     const aws = [...common, "backupBucketArn", "backupBucketName", "snapshotArn", "snapshotIdentifier",
       "alarmNames", "alarmTopicArn", "monitoringRoleName"];
@@ -427,6 +430,7 @@ describe("program", function () {
       assert.match(String(o.backupObjectUri), /^s3:\/\/vibes-backups-prod-eu-west-1\/pre-uuid-migration\//);
       assert.match(String(o.backupSha256), /^[0-9a-f]{64}$/);
       assert.equal(o.backupBytes, 4096);
+      assert.equal(o.backupRetakenInWindow, false);
       // Named after the revision and the verified backup's checksum ("ab" x 32 in these mocks).
       assert.equal(o.snapshotIdentifier, "vibes-prod-pre-001-uuid-schema-migration-abababab");
       assert.match(String(o.snapshotArn), /^arn:aws:rds:.*:snapshot:vibes-prod-pre-001-uuid-schema-migration-abababab$/);

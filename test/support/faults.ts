@@ -5,7 +5,8 @@ import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { APP_DIR, APP_PYTHON } from "./pgCluster";
 
-export type Fault = "fail_halfway" | "drop_rows" | "reparent" | "drop_table" | "hang";
+export type Fault = "fail_halfway" | "drop_rows" | "reparent" | "drop_table" | "hang"
+  | "drop_not_null" | "drop_check" | "on_delete_rule" | "drop_view" | "drop_trigger" | "downgrade_no_default" | "downgrade_nullable" | "real_world";
 
 /** Copies app/ to `dest` (without run state or caches) and installs `fault` there with the app's
  * own installer, which keeps the real revision beside the variant. Returns `dest`. */

@@ -1,0 +1,201 @@
+// The data fingerprints: per covered table, one pass inside PostgreSQL that returns the row
+// count, three order-independent sums of 64-bit row hashes and the row-level checks. The hook's
+// memory does not grow with the data; PostgreSQL may run each pass with parallel workers.
+//
+//   content        each row's content columns (what the migration must not touch)
+//   relationships  each row's content with its parents' identities, transitively: a journal's
+//                  identity holds its owner's, a tag link's holds its journal's and so that
+//                  user's; it survives any change of the key values and sees a row moved to
+//                  another parent, also to one with the same content whose own parent differs
+//   ids            each row's relationship hash with its key values: whether the ids are the
+//                  same ones (only comparable at the same revision, as after a rollback)
+import { createHash } from "node:crypto";
+import type { Client } from "pg";
+import type { DataModel, Edge, TableModel } from "./dataModel";
+import { quoteIdent, quoteTable } from "./tables";
+
+export interface TableData {
+  rows: number;
+  contentFingerprint: string;
+  relationshipFingerprint: string;
+  /** Null when not computed (after a change of the ids they cannot compare). */
+  idFingerprint: string | null;
+  /** Per parent edge (constraint name): rows whose key has no parent row. */
+  orphans: Record<string, number>;
+  /** Rows with a NULL id (no primary key would allow it). */
+  nullIds: number;
+  /** uuid ids not of the expected version; null when not checked. */
+  badUuids: number | null;
+}
+
+export interface FingerprintOptions {
+  ids: boolean;
+  /** Check uuid ids for this RFC 9562 version (and variant); null: not checked. */
+  uuidVersion: number | null;
+}
+
+// Types hashed by their own hash function, on the stored value: building each row's text cost
+// 3x as much. Values equal under the type's equality hash equal (numeric 1.0 and 1.00 too).
+// Text types are hashed byte for byte (COLLATE "C": a nondeterministic collation would hash 'A'
+// like 'a'). Any other type (json, arrays, enums, domains...) is hashed through its text form.
+const NATIVE_HASH_TYPES = new Set([
+  "smallint", "integer", "bigint", "numeric", "real", "double precision", "boolean", "uuid", "bytea", "jsonb",
+  "date", "time without time zone", "timestamp without time zone", "timestamp with time zone", "interval",
+]);
+const TEXT_TYPES = new Set(["text", "character varying", "character"]);
+
+function hashedColumn(alias: string, column: string, type: string | undefined): string {
+  const ref = `${alias}.${quoteIdent(column)}`;
+  if (type !== undefined && TEXT_TYPES.has(type)) return `${ref} COLLATE "C"`;
+  return type !== undefined && NATIVE_HASH_TYPES.has(type) ? ref : `${ref}::text COLLATE "C"`;
+}
+
+/**
+ * A row's 64-bit hash over `fields` (hash_record_extended, PostgreSQL 14 or later), mixed as a
+ * whole. The record hash alone only adds up its fields' hashes (31 * previous + next), so a sum of
+ * such row hashes would depend on each column's values but not on which values share a row: two
+ * rows swapping a title, or two journals swapping users, would leave it unchanged. Hashing the
+ * record hash's 8 bytes once more (hash_any, a full 64-bit mix) ties each row's fields together.
+ */
+function rowHash(fields: string[]): string {
+  return `hash_record_extended(ROW(int8send(hash_record_extended(ROW(${fields.join(", ")}), 0))), 0)`;
+}
+
+/** A hash as a record field: its 8 bytes (a bigint would be folded to 32 bits by hashint8extended). */
+const bytes = (hash: string) => `int8send(${hash})`;
+
+/** Builds one table's pass: the joins to its ancestors and the hash expressions over them. */
+class TablePass {
+  private readonly joins: string[] = [];
+  private aliases = 0;
+
+  constructor(private readonly model: DataModel, private readonly types: Map<string, Map<string, string>>) {}
+
+  content(table: string, alias: string): string {
+    return rowHash(this.model[table].contentColumns.map((c) => hashedColumn(alias, c, this.types.get(table)?.get(c))));
+  }
+
+  /** Identity through the edges that close no cycle: content, then each parent's identity. */
+  identity(table: string, alias: string): string {
+    const parents = this.model[table].parents.filter((e) => !e.cyclic).map((e) => this.parent(alias, e).hash);
+    const content = this.content(table, alias);
+    return parents.length === 0 ? content : rowHash([content, ...parents].map(bytes));
+  }
+
+  /** Joins the parent of `childAlias` through `edge`; its identity, NULL when there is no parent row
+   * (a NULL key or an orphan), which the record hash tells from any parent's. */
+  parent(childAlias: string, edge: Edge): { hash: string; alias: string } {
+    const alias = `a${this.aliases++}`;
+    const on = edge.columns.map((c, i) => `${childAlias}.${quoteIdent(c)} = ${alias}.${quoteIdent(edge.refColumns[i])}`).join(" AND ");
+    this.joins.push(`LEFT JOIN ${quoteTable(edge.table)} ${alias} ON ${on}`);
+    const present = `${alias}.${quoteIdent(edge.refColumns[0])} IS NOT NULL`;
+    return { hash: `CASE WHEN ${present} THEN ${this.identity(edge.table, alias)} END`, alias };
+  }
+
+  /** The row hashes of `table` (alias t), joining its ancestors. */
+  rowHashes(table: string): { content: string; relationship: string; parents: { edge: Edge; hash: string; alias: string }[] } {
+    const content = this.content(table, "t");
+    const parents = this.model[table].parents.map((e) => ({ edge: e, ...this.parent("t", e) }));
+    const relationship = parents.length === 0 ? content : rowHash([content, ...parents.map((p) => p.hash)].map(bytes));
+    return { content, relationship, parents };
+  }
+
+  /** FROM: the table and the joins the expressions built so far need. */
+  from(table: string): string {
+    return `FROM ${quoteTable(table)} t ${this.joins.join(" ")}`;
+  }
+
+  sql(table: string, opts: FingerprintOptions): string {
+    const m: TableModel = this.model[table];
+    const { content, relationship, parents } = this.rowHashes(table);
+    const keys = m.keyColumns.map((c) => hashedColumn("t", c, this.types.get(table)?.get(c)));
+    const id = m.idColumn === null ? null : `t.${quoteIdent(m.idColumn)}`;
+    const isUuid = m.idColumn !== null && this.types.get(table)?.get(m.idColumn) === "uuid";
+    const columns = [
+      "count(*)::bigint AS rows",
+      `coalesce(sum(${content}), 0)::text AS content`,
+      `coalesce(sum(${relationship}), 0)::text AS relationships`,
+      opts.ids ? `coalesce(sum(${rowHash([bytes(relationship), ...keys])}), 0)::text AS ids` : "NULL::text AS ids",
+      ...parents.map(({ edge, alias }, i) =>
+        `count(*) FILTER (WHERE ${edge.columns.map((c) => `t.${quoteIdent(c)} IS NOT NULL`).join(" AND ")} AND ${alias}.${quoteIdent(edge.refColumns[0])} IS NULL)::bigint AS orphans${i}`),
+      id === null ? "0::bigint AS null_ids" : `count(*) FILTER (WHERE ${id} IS NULL)::bigint AS null_ids`,
+      // The version is the high nibble of byte 6, the RFC variant the top bits (10) of byte 8.
+      isUuid && opts.uuidVersion !== null
+        ? `count(*) FILTER (WHERE get_byte(uuid_send(${id}), 6) >> 4 <> ${opts.uuidVersion} OR get_byte(uuid_send(${id}), 8) >> 6 <> 2)::bigint AS bad_uuids`
+        : "NULL::bigint AS bad_uuids",
+    ];
+    return `SELECT ${columns.join(",\n       ")}\n  ${this.from(table)}`;
+  }
+
+  /** Each row's hashes and a short description of it: its `labels` columns and its parents'
+   * (its natural key as far as the schema shows it), each value cut to 60 characters. */
+  rowsSql(table: string, labels: (table: string) => string[]): string {
+    const { content, relationship, parents } = this.rowHashes(table);
+    const values = (t: string, alias: string) =>
+      labels(t).flatMap((c) => [`'${c.replace(/'/g, "''")}'`, `left(${alias}.${quoteIdent(c)}::text, 60)`]);
+    const label = [
+      ...values(table, "t"),
+      ...parents.flatMap(({ edge, alias }) => [`'${edge.table.replace(/'/g, "''")}'`, `jsonb_build_object(${values(edge.table, alias).join(", ")})`]),
+    ];
+    return `SELECT ${content} AS content, ${relationship} AS relationships, jsonb_build_object(${label.join(", ")})::text AS label ${this.from(table)}`;
+  }
+}
+
+/** The query listing each row of `table` with its content and relationship hashes (bigint) and a
+ * label naming it by `labels` columns; hooks/lib/locate.ts narrows it down to the rows that differ. */
+export function rowHashesSql(model: DataModel, table: string, types: Map<string, Map<string, string>>, labels: (table: string) => string[]): string {
+  return new TablePass(model, types).rowsSql(table, labels);
+}
+
+/** Columns `model` needs that the database lacks (a migration dropped them), as table.column. */
+export function missingColumns(model: DataModel, table: string, types: Map<string, Map<string, string>>): string[] {
+  const needed = new Set<string>();
+  // As TablePass reads them: the row itself follows every edge, a parent's identity only those
+  // that close no cycle.
+  const walk = (t: string, asParent: boolean) => {
+    const m = model[t];
+    for (const c of m.contentColumns) needed.add(`${t}.${c}`);
+    for (const e of m.parents) {
+      if (asParent && e.cyclic) continue;
+      e.columns.forEach((c) => needed.add(`${t}.${c}`));
+      e.refColumns.forEach((c) => needed.add(`${e.table}.${c}`));
+      walk(e.table, true);
+    }
+  };
+  walk(table, false);
+  model[table].keyColumns.forEach((c) => needed.add(`${table}.${c}`));
+  return [...needed].filter((tc) => {
+    const dot = tc.lastIndexOf(".");
+    return !types.get(tc.slice(0, dot))?.has(tc.slice(dot + 1));
+  });
+}
+
+function digest(sum: string): string {
+  return createHash("sha256").update(sum).digest("hex").slice(0, 32);
+}
+
+/** One table's data, in the caller's transaction (REPEATABLE READ gives all tables one snapshot). */
+export async function fingerprintTable(
+  client: Client,
+  model: DataModel,
+  table: string,
+  types: Map<string, Map<string, string>>,
+  opts: FingerprintOptions,
+): Promise<TableData> {
+  const missing = missingColumns(model, table, types);
+  if (missing.length > 0) {
+    const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteTable(table)}`);
+    const why = `columns missing: ${missing.join(", ")}`;
+    return { rows: Number(count.rows[0].n), contentFingerprint: why, relationshipFingerprint: why, idFingerprint: opts.ids ? why : null, orphans: {}, nullIds: 0, badUuids: null };
+  }
+  const r = (await client.query(new TablePass(model, types).sql(table, opts))).rows[0];
+  return {
+    rows: Number(r.rows),
+    contentFingerprint: digest(r.content),
+    relationshipFingerprint: digest(r.relationships),
+    idFingerprint: r.ids === null ? null : digest(r.ids),
+    orphans: Object.fromEntries(model[table].parents.map((e, i) => [e.constraint, Number(r[`orphans${i}`])])),
+    nullIds: Number(r.null_ids),
+    badUuids: r.bad_uuids === null ? null : Number(r.bad_uuids),
+  };
+}
