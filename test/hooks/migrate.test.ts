@@ -328,6 +328,53 @@ describe("migrate", function () {
     });
   }
 
+  it("takes the backup again inside the window when the data changed since it, says so, and validation reports that proof once", async () => {
+    const { db, env, manifestUri, migrate } = await prepared();
+    // A write between the backup (taken while the app served) and maintenance mode.
+    await pg.query(db.name, "INSERT INTO tags (name) VALUES ('written late')");
+    const res = await migrate(TARGET);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /the database changed since the backup \(data\.rows\.tags: expected 4 rows, found 5.*\); taking the backup again inside the maintenance window/);
+    assert.equal(res.json.backup.retaken, true);
+    assert.match(res.json.backup.uri, /_at-0000_initial_for-001_uuid_schema_migration-retaken\.dump$/);
+    assert.notEqual(res.json.backup.manifestUri, manifestUri);
+    assert.deepEqual(await dataDifferences(db.name, res.json.backup.manifestUri, env), [], "the row written late is in the new backup and in the database");
+
+    // The validation stage: migrate's proof for this backup, not the checks again.
+    const recorded = await runHooks("validate", ["schema", "data", "--use-recorded", "--manifest", res.json.backup.manifestUri, "--revision", TARGET], env);
+    assert.equal(recorded.code, 0, recorded.stderr);
+    assert.match(recorded.json.summary, /^schema\+data: (\d+)\/\1 checks passed \(by migrate at .*\)$/);
+    assert.ok(recorded.json.checks.some((c: { name: string }) => c.name === "data.relationships.journal_tags"));
+    // Against another backup there is no recorded proof: the checks run, and see the row written late.
+    const other = await runHooks("validate", ["schema", "data", "--use-recorded", "--manifest", manifestUri], env);
+    assertFailed(other, "validate", /validation failed: .*data\.rows\.tags/);
+    assert.equal(other.json.recordedAt, undefined);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("a database migrated by other means has no recorded proof: validate --use-recorded runs the checks", async () => {
+    const { db, env, manifestUri } = await prepared();
+    await pg.runApp(env, ["-m", "alembic", "upgrade", TARGET], "alembic upgrade");
+    const res = await runHooks("validate", ["schema", "data", "--use-recorded", "--manifest", manifestUri, "--revision", TARGET], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.recordedAt, undefined);
+    assert.match(res.json.summary, /^schema\+data: (\d+)\/\1 checks passed$/);
+    assert.match(res.stderr, /schema and data \(one snapshot\)/);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("refuses to migrate while a table outside the covered set references a covered one, before anything changes", async () => {
+    const { db, migrate } = await prepared(APP_DIR, `SET ROLE vibes;
+      CREATE TABLE comments (id serial PRIMARY KEY, journal_id int NOT NULL REFERENCES journals (id), body text NOT NULL);
+      INSERT INTO comments (journal_id, body) SELECT id, 'first' FROM journals`);
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /^a table outside the covered set references it through foreign keys, unprotected by any check: comments \(comments_journal_id_fkey -> journals\)/);
+    assert.match(res.json.next, /add comments to the tables setting/);
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
+    await pg.dropDatabase(db.name);
+  });
+
   it("restores the backup when the migration dropped a covered table and its down command fails too", async () => {
     const { db, env, manifestUri, migrate } = await prepared(faultyApp("drop_table"));
     const res = await migrate(TARGET);

@@ -107,6 +107,23 @@ describe("preflight", function () {
     assert.equal(res.json.tables.users.rows, 12, "what could be measured is still reported");
   });
 
+  it("refuses a table outside the covered set whose foreign keys reach it, naming it, the path and the fix; covering it passes", async () => {
+    const withComments = await pg.createDatabase(undefined, db.name);
+    try {
+      await pg.query(withComments.name, `SET ROLE vibes;
+        CREATE TABLE comments (id serial PRIMARY KEY, journal_id int NOT NULL REFERENCES journals (id), body text NOT NULL);
+        CREATE TABLE comment_likes (comment_id int REFERENCES comments (id), who text)`);
+      const res = await runHooks("preflight", [], { ...env, ...withComments.env, VIBES_APP_URL: app.url });
+      assertFailed(res, "preflight", /tables outside the covered set reference it through foreign keys, unprotected by any check: comment_likes \(comment_likes_comment_id_fkey -> comments\), comments \(comments_journal_id_fkey -> journals\)/);
+      const problem = res.json.problems.find((p: { problem: string }) => /outside the covered set/.test(p.problem));
+      assert.match(problem.fix, /add comment_likes, comments to the tables setting/);
+      const covered = await runHooks("preflight", [], { ...env, ...withComments.env, VIBES_APP_URL: app.url, VIBES_TABLES: "users,journals,tags,journal_tags,comments,comment_likes" });
+      assert.equal(covered.code, 0, covered.stderr);
+    } finally {
+      await pg.dropDatabase(withComments.name);
+    }
+  });
+
   it("catches an app that serves another database", async () => {
     app.schemaRevision = "001_uuid_schema_migration";
     const res = await runHooks("preflight", [], env);
