@@ -347,6 +347,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           } catch (err) {
             problem = `the down command could not run: ${errorMessage(err)}`;
           }
+          if (problem) log(problem);
         }
         proof = await proveOrFailure(client);
         if (!accepted(proof)) {
