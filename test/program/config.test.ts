@@ -56,6 +56,14 @@ describe("config", () => {
     assert.equal(rollback.expectedIdType, "integer");
   });
 
+  it("reads the id settings and schema-qualified tables", () => {
+    const c = loadConfig(sourceFor("test", { tables: '["public.users", "journals", "tags", "journal_tags"]', idDefault: "none", uuidVersion: "7", acceptRenumberedIds: "true" }), "test");
+    assert.deepEqual(c.tables, ["public.users", "journals", "tags", "journal_tags"]);
+    assert.deepEqual([c.migration.idDefault, c.migration.uuidVersion, c.migration.acceptRenumberedIds], ["none", "7", true]);
+    const defaults = loadConfig(sourceFor("test"), "test").migration;
+    assert.deepEqual([defaults.idDefault, defaults.uuidVersion, defaults.acceptRenumberedIds], ["gen_random_uuid()", "4", false]);
+  });
+
   it("plans sql mode with the SQL folder's checksum, and alembic mode with the revisions' checksum", () => {
     const sql = loadConfig(sourceFor("test", { migrationMode: "sql", sqlDir: "app/migrations/sql" }), "test").migration;
     assert.equal(sql.sqlDir, "app/migrations/sql");
@@ -118,6 +126,10 @@ describe("config", () => {
     ["test", "databaseSslRootCert", { databaseSslRootCert: "/nonexistent/rds-bundle.pem" }, /does not exist/],
     ["test", "tables", { tables: "[]" }, /non-empty list/],
     ["test", "tables", { tables: '["users; drop"]' }, /non-empty list/],
+    ["test", "tables", { tables: '["users", "users"]' }, /distinct/],
+    ["test", "idDefault", { idDefault: "gen_random_uuid(); DROP TABLE users" }, /one SQL expression such as gen_random_uuid\(\), or none/],
+    ["test", "uuidVersion", { uuidVersion: "5" }, /one of 4, 7, any/],
+    ["test", "acceptRenumberedIds", { acceptRenumberedIds: "maybe" }, /true or false/],
     ["test", "appUrl", { appUrl: "localhost:8000" }, /http\(s\) URL/],
     ["test", "appDir", { appDir: "/nonexistent/app" }, /cannot be read/],
     ["test", "minFreeSpaceRatio", { minFreeSpaceRatio: "lots" }, /positive number/],
