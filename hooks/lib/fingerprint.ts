@@ -7,8 +7,10 @@
 //                  identity holds its owner's, a tag link's holds its journal's and so that
 //                  user's; it survives any change of the key values and sees a row moved to
 //                  another parent, also to one with the same content whose own parent differs
-//   ids            each row's relationship hash with its key values: whether the ids are the
-//                  same ones (only comparable at the same revision, as after a rollback)
+//   ids            each row's content hash with its key values, so every column of the row:
+//                  whether the rows, ids included, are the same ones (only comparable at the
+//                  same revision: the unchanged check, a rollback). Equal ids and row counts
+//                  imply equal relationships and orphans, so that pass needs no joins.
 import { createHash } from "node:crypto";
 import type { Client } from "pg";
 import type { DataModel, Edge, TableModel } from "./dataModel";
@@ -17,11 +19,12 @@ import { quoteIdent, quoteTable } from "./tables";
 export interface TableData {
   rows: number;
   contentFingerprint: string;
-  relationshipFingerprint: string;
+  /** Null when not computed (a pass with ids alone). */
+  relationshipFingerprint: string | null;
   /** Null when not computed (after a change of the ids they cannot compare). */
   idFingerprint: string | null;
-  /** Per parent edge (constraint name): rows whose key has no parent row. */
-  orphans: Record<string, number>;
+  /** Per parent edge (constraint name): rows whose key has no parent row; null with the relationships. */
+  orphans: Record<string, number> | null;
   /** Rows with a NULL id (no primary key would allow it). */
   nullIds: number;
   /** uuid ids not of the expected version; null when not checked. */
@@ -30,6 +33,8 @@ export interface TableData {
 
 export interface FingerprintOptions {
   ids: boolean;
+  /** The relationship fingerprints and orphans (the joins to each row's ancestors). */
+  relationships: boolean;
   /** Check uuid ids for this RFC 9562 version (and variant); null: not checked. */
   uuidVersion: number | null;
 }
@@ -107,15 +112,15 @@ class TablePass {
 
   sql(table: string, opts: FingerprintOptions): string {
     const m: TableModel = this.model[table];
-    const { content, relationship, parents } = this.rowHashes(table);
+    const { content, relationship, parents } = opts.relationships ? this.rowHashes(table) : { content: this.content(table, "t"), relationship: null, parents: [] };
     const keys = m.keyColumns.map((c) => hashedColumn("t", c, this.types.get(table)?.get(c)));
     const id = m.idColumn === null ? null : `t.${quoteIdent(m.idColumn)}`;
     const isUuid = m.idColumn !== null && this.types.get(table)?.get(m.idColumn) === "uuid";
     const columns = [
       "count(*)::bigint AS rows",
       `coalesce(sum(${content}), 0)::text AS content`,
-      `coalesce(sum(${relationship}), 0)::text AS relationships`,
-      opts.ids ? `coalesce(sum(${rowHash([bytes(relationship), ...keys])}), 0)::text AS ids` : "NULL::text AS ids",
+      relationship === null ? "NULL::text AS relationships" : `coalesce(sum(${relationship}), 0)::text AS relationships`,
+      opts.ids ? `coalesce(sum(${rowHash([bytes(content), ...keys])}), 0)::text AS ids` : "NULL::text AS ids",
       ...parents.map(({ edge, alias }, i) =>
         `count(*) FILTER (WHERE ${edge.columns.map((c) => `t.${quoteIdent(c)} IS NOT NULL`).join(" AND ")} AND ${alias}.${quoteIdent(edge.refColumns[0])} IS NULL)::bigint AS orphans${i}`),
       id === null ? "0::bigint AS null_ids" : `count(*) FILTER (WHERE ${id} IS NULL)::bigint AS null_ids`,
@@ -186,15 +191,15 @@ export async function fingerprintTable(
   if (missing.length > 0) {
     const count = await client.query(`SELECT count(*)::bigint AS n FROM ${quoteTable(table)}`);
     const why = `columns missing: ${missing.join(", ")}`;
-    return { rows: Number(count.rows[0].n), contentFingerprint: why, relationshipFingerprint: why, idFingerprint: opts.ids ? why : null, orphans: {}, nullIds: 0, badUuids: null };
+    return { rows: Number(count.rows[0].n), contentFingerprint: why, relationshipFingerprint: opts.relationships ? why : null, idFingerprint: opts.ids ? why : null, orphans: opts.relationships ? {} : null, nullIds: 0, badUuids: null };
   }
   const r = (await client.query(new TablePass(model, types).sql(table, opts))).rows[0];
   return {
     rows: Number(r.rows),
     contentFingerprint: digest(r.content),
-    relationshipFingerprint: digest(r.relationships),
+    relationshipFingerprint: r.relationships === null ? null : digest(r.relationships),
     idFingerprint: r.ids === null ? null : digest(r.ids),
-    orphans: Object.fromEntries(model[table].parents.map((e, i) => [e.constraint, Number(r[`orphans${i}`])])),
+    orphans: opts.relationships ? Object.fromEntries(model[table].parents.map((e, i) => [e.constraint, Number(r[`orphans${i}`])])) : null,
     nullIds: Number(r.null_ids),
     badUuids: r.bad_uuids === null ? null : Number(r.bad_uuids),
   };

@@ -68,6 +68,8 @@ export interface CaptureOptions {
   reference?: DatabaseState;
   /** Also the id fingerprints (default true): only comparable at the reference's revision. */
   ids?: boolean;
+  /** The relationship fingerprints and orphans (default true); with equal ids they add nothing. */
+  relationships?: boolean;
   /** Count uuid ids not of this version; null or absent: not checked. */
   uuidVersion?: number | null;
 }
@@ -105,7 +107,7 @@ export async function captureState(client: Client, tables: string[], opts: Captu
   const schema = await readSchemaSnapshot(client, oids);
   const out: Record<string, TableState> = {};
   for (const table of tables) {
-    const data = await fingerprintTable(client, model, table, types, { ids: opts.ids ?? true, uuidVersion: opts.uuidVersion ?? null });
+    const data = await fingerprintTable(client, model, table, types, { ids: opts.ids ?? true, relationships: opts.relationships ?? true, uuidVersion: opts.uuidVersion ?? null });
     out[table] = { ...model[table], ...data };
   }
   return { tables: out, schema };
@@ -127,12 +129,17 @@ export function compareState(expected: DatabaseState, actual: DatabaseState, opt
       detail: a === b ? `${what} matches (${covers})` : `${what} differs: expected ${a}, found ${b}`,
     });
     fingerprint("content", "content fingerprint", exp.contentFingerprint, act.contentFingerprint, `${exp.contentColumns.length} columns`);
-    fingerprint("relationships", "relationship fingerprint", exp.relationshipFingerprint, act.relationshipFingerprint,
-      exp.parents.length === 0 ? "no parents" : `parents through ${exp.parents.map((e) => e.constraint).join(", ")}, transitively`);
-    if (opts.ids) fingerprint("ids", "id fingerprint", exp.idFingerprint, act.idFingerprint, `${exp.keyColumns.join(", ") || "no key columns"} of each row`);
-    for (const edge of exp.parents) {
-      const expected = exp.orphans[edge.constraint] ?? 0;
-      const found = act.orphans[edge.constraint];
+    if (act.relationshipFingerprint !== null) {
+      fingerprint("relationships", "relationship fingerprint", exp.relationshipFingerprint, act.relationshipFingerprint,
+        exp.parents.length === 0 ? "no parents" : `parents through ${exp.parents.map((e) => e.constraint).join(", ")}, transitively`);
+    }
+    if (opts.ids) {
+      fingerprint("ids", "id fingerprint", exp.idFingerprint, act.idFingerprint,
+        `every column of each row, keys ${exp.keyColumns.join(", ") || "(none)"} included${act.relationshipFingerprint === null ? ": its links and orphans too" : ""}`);
+    }
+    for (const edge of act.orphans === null ? [] : exp.parents) {
+      const expected = exp.orphans?.[edge.constraint] ?? 0;
+      const found = act.orphans![edge.constraint];
       checks.push({
         name: `data.orphans.${edge.constraint}`,
         ok: found === expected,

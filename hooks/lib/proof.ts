@@ -58,7 +58,9 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
     const tables = Object.keys(manifest.tables);
     const withData = opts.data ?? true;
     const state = withData
-      ? await captureState(client, tables, { reference: manifest, ids: sameIds, uuidVersion: !sameIds && opts.idType === "uuid" ? opts.uuidVersion : null })
+      // At the backup's revision every row, ids included, must be as backed up: one pass without
+      // joins decides it. Across the id change, the links are compared through the joins.
+      ? await captureState(client, tables, { reference: manifest, ids: sameIds, relationships: !sameIds, uuidVersion: !sameIds && opts.idType === "uuid" ? opts.uuidVersion : null })
       : { schema: await readSchemaSnapshot(client, await tableOids(client, tables)) };
     const schemaBasis: Check = {
       name: "schema.basis",

@@ -123,14 +123,20 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     const childApplication = `vibes-hooks migrate command ${process.pid}`;
     childEnv.PGAPPNAME = childApplication;
     const runContext = (what: string) => ({ env: childEnv, timeoutMs: migrationTimeout.ms, log: (m: string) => log(`${what}: ${m}`) });
-    const history = await source.history(runContext("history"));
-    if (history.heads.length !== 1) {
-      throw new StepError(`${source.name} reports ${history.heads.length} heads (${history.heads.join(", ")})`,
-        "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again");
-    }
-    if (!history.parents.has(to)) {
-      throw new StepError(`revision ${to} is not in ${source.dir}`, "pass --to a revision that exists in the migration files");
-    }
+    // The history (alembic: a Python start) is read beside the unchanged check, which does not
+    // need it: that time is inside the maintenance window. Not before the lock: a Ctrl-C while
+    // waiting for it must find no command to stop.
+    const readHistory = () => source.history(runContext("history")).then((h) => {
+      if (h.heads.length !== 1) {
+        throw new StepError(`${source.name} reports ${h.heads.length} heads (${h.heads.join(", ")})`,
+          "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again");
+      }
+      if (!h.parents.has(to)) {
+        throw new StepError(`revision ${to} is not in ${source.dir}`, "pass --to a revision that exists in the migration files");
+      }
+      return h;
+    });
+    let history: History;
 
     const client = await connect(settings, {
       lockTimeout: lockTimeout.text,
@@ -218,8 +224,18 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     async function migrateLocked(client: Client): Promise<Record<string, unknown>> {
       const uncovered = uncoveredProblem(await uncoveredReferencingTables(client, [...(await tableOids(client, Object.keys(manifest.tables))).values()]));
       if (uncovered) throw new StepError(uncovered.problem, uncovered.fix);
+      const historyRead = readHistory();
+      historyRead.catch(() => undefined); // awaited below; not unhandled meanwhile
       const revisionBefore = await currentRevision(client);
       log(`database revision ${revisionBefore ?? "none"}, target ${to}`);
+      const unchanged = revisionBefore !== to && manifest.revision === revisionBefore ? ensureUnchanged(client) : undefined;
+      unchanged?.catch(() => undefined); // awaited below, after the history
+      try {
+        history = await historyRead;
+      } catch (err) {
+        await unchanged?.catch(() => undefined);
+        throw err;
+      }
       if (revisionBefore === to) {
         // The record is written only after validation passed: without it, and with a backup from
         // before the target, an earlier run was cut short between the change and its validation.
@@ -243,6 +259,19 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         }
         return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, checks: proof.checks.length, filesSha256: recorded, ...backupFacts() };
       }
+      let down: boolean;
+      try {
+        down = directionFrom(revisionBefore);
+      } catch (err) {
+        await unchanged?.catch(() => undefined); // nothing may run on after the step
+        throw err;
+      }
+      await unchanged;
+      return change(client, down ? "down" : "up", revisionBefore);
+    }
+
+    /** Whether going from `revisionBefore` to `to` is down; refuses what is no move on the history. */
+    function directionFrom(revisionBefore: string | null): boolean {
       if (revisionBefore !== null && !history.parents.has(revisionBefore)) {
         throw new StepError(`the database is at ${revisionBefore}, which is not in ${source.dir}`,
           "deploy with the migration files that match the database (or check DATABASE_URL)");
@@ -256,8 +285,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         throw new StepError(`the manifest describes revision ${manifest.revision}, but the database is at ${revisionBefore ?? "no revision"}`,
           "take a new backup (backup step) and pass its manifestUri");
       }
-      await ensureUnchanged(client);
-      return change(client, down ? "down" : "up", revisionBefore);
+      return down;
     }
 
     // At the target already, unrecorded, and this deployment's backup is from another revision:

@@ -7,7 +7,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PgCluster, TestDatabase, getCluster, APP_DIR, ROLE } from "../support/pgCluster";
+import { PgCluster, TestDatabase, VibesShape, getCluster, APP_DIR, ROLE } from "../support/pgCluster";
 import { REPO_ROOT } from "../support/hooks";
 import { freePort } from "../support/net";
 import { appWithFault, type Fault } from "../support/faults";
@@ -50,9 +50,9 @@ function appScript(e: Pick<E2eEnv, "db" | "runDir" | "port" | "dir" | "adminToke
   });
 }
 
-export async function setUp(): Promise<E2eEnv> {
+export async function setUp(shape: VibesShape = SHAPE): Promise<E2eEnv> {
   const pg = await getCluster();
-  const db = await pg.createVibesDatabase(SHAPE);
+  const db = await pg.createVibesDatabase(shape);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vibes-e2e-"));
   const runDir = path.join(dir, "run");
   const port = await freePort();
@@ -72,6 +72,12 @@ export async function setUp(): Promise<E2eEnv> {
   return e;
 }
 
+/** Restarts the app as the dev stack's restartCommand does (stop.sh, then start.sh, which returns once /health answers). */
+export function restartApp(e: E2eEnv): void {
+  appScript(e, "stop.sh");
+  appScript(e, "start.sh");
+}
+
 export async function tearDown(e: E2eEnv | undefined): Promise<void> {
   if (!e) return;
   try {
@@ -83,7 +89,7 @@ export async function tearDown(e: E2eEnv | undefined): Promise<void> {
 }
 
 /** Runs the whole program (dev stack) against this environment; `overrides` win. */
-export function rehearse(e: E2eEnv, overrides: Record<string, string> = {}): Promise<RehearsalRun> {
+export function rehearse(e: E2eEnv, overrides: Record<string, string> = {}, timeoutMs?: number): Promise<RehearsalRun> {
   const config: Record<string, string> = {
     databaseUrl: e.db.env.DATABASE_URL!,
     databasePasswordFile: path.join(e.dir, "db-password"),
@@ -98,7 +104,7 @@ export function rehearse(e: E2eEnv, overrides: Record<string, string> = {}): Pro
     ...overrides,
   };
   const args = ["--stack", "dev", ...Object.entries(config).flatMap(([k, v]) => ["--config", `${k}=${v}`])];
-  return runRehearsal(args, e.runnerEnv);
+  return runRehearsal(args, e.runnerEnv, timeoutMs);
 }
 
 /** A copy of app/ whose 001 revision is one of app/testing/faulty_revisions/<name>.py. */
