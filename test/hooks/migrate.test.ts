@@ -230,13 +230,6 @@ describe("migrate", function () {
     });
   }
 
-  // Objects besides the keys that an app depends on, none on an id column (001 rebuilds those):
-  // the schema faults below drop them.
-  const EXTRAS = `ALTER TABLE journals ADD CONSTRAINT journals_title_not_blank CHECK (title <> '');
-    CREATE FUNCTION keep_created_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := OLD.created_at; RETURN NEW; END $$;
-    ALTER FUNCTION keep_created_at() OWNER TO vibes;
-    CREATE TRIGGER journals_keep_created_at BEFORE UPDATE ON journals FOR EACH ROW EXECUTE FUNCTION keep_created_at();
-    CREATE VIEW journal_titles AS SELECT title, created_at FROM journals; ALTER VIEW journal_titles OWNER TO vibes`;
 
   /** The rows migrate named where the data differed. */
   function located(res: { json: { differingRows?: { table: string; by: string; onlyInBackup: string[]; onlyNow: string[] }[] } },
@@ -271,7 +264,7 @@ describe("migrate", function () {
     ["drop_trigger", /schema\.trigger\.journals\.journals_keep_created_at: journals: trigger journals_keep_created_at is missing/],
   ] as const) {
     it(`catches the ${fault} revision by name and ends proven as the backup`, async () => {
-      const { db, env, manifestUri, migrate } = await prepared(faultyApp(fault), EXTRAS);
+      const { db, env, manifestUri, migrate } = await prepared(faultyApp(fault), helpers.SCHEMA_EXTRAS);
       const res = await migrate(TARGET);
       assertFailed(res, "migrate", /validation failed after the migration: /);
       assert.match(res.json.error, caught);

@@ -35,6 +35,14 @@ export interface Prepared {
   backupNow(label: string): Promise<string>;
 }
 
+/** Objects besides the keys that an app depends on, none on an id column (001 rebuilds those): a
+ * check constraint, a trigger and a view, owned by the app's role. The schema faults drop them. */
+export const SCHEMA_EXTRAS = `ALTER TABLE journals ADD CONSTRAINT journals_title_not_blank CHECK (title <> '');
+  CREATE FUNCTION keep_created_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := OLD.created_at; RETURN NEW; END $$;
+  ALTER FUNCTION keep_created_at() OWNER TO vibes;
+  CREATE TRIGGER journals_keep_created_at BEFORE UPDATE ON journals FOR EACH ROW EXECUTE FUNCTION keep_created_at();
+  CREATE VIEW journal_titles AS SELECT title, created_at FROM journals; ALTER VIEW journal_titles OWNER TO vibes`;
+
 /** A fresh Vibes database at 0000_initial (with `setupSql` run as superuser) and a verified backup in `backupDir`. In sql mode the
  * hook gets neither the app's folder nor a Python: the SQL files must be all it needs. */
 export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec, setupSql = ""): Promise<Prepared> {

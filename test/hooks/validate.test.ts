@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, runHooks, type HooksResult } from "../support/hooks";
+import { SCHEMA_EXTRAS } from "./migrateHelpers";
 
 describe("vibes-hooks validate", function () {
   let pg: PgCluster;
@@ -13,18 +14,12 @@ describe("vibes-hooks validate", function () {
   let manifestUri: string;
   const made: string[] = [];
 
-  // Objects an app depends on besides the keys, none on an id column (001 rebuilds those): a
-  // check constraint, a trigger and a view. The proof must keep them.
-  const EXTRAS = `ALTER TABLE journals ADD CONSTRAINT journals_title_not_blank CHECK (title <> '');
-    CREATE FUNCTION keep_created_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := OLD.created_at; RETURN NEW; END $$;
-    CREATE TRIGGER journals_keep_created_at BEFORE UPDATE ON journals FOR EACH ROW EXECUTE FUNCTION keep_created_at();
-    CREATE VIEW journal_titles AS SELECT title, created_at FROM journals`;
 
   before(async () => {
     pg = await getCluster();
     // Large enough that the planner uses indexes for lookups (small tables are read whole).
     before0 = await pg.createVibesDatabase({ users: 2000, journalsPerUser: 3 });
-    await pg.query(before0.name, EXTRAS);
+    await pg.query(before0.name, SCHEMA_EXTRAS);
     dir = mkdtempSync(join(tmpdir(), "vibes-backups-"));
     const backup = await runHooks("backup", ["--label", "for-001"], { ...before0.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir });
     assert.equal(backup.code, 0, backup.stderr);
@@ -97,6 +92,17 @@ describe("vibes-hooks validate", function () {
     const res = await runHooks("validate", ["data", "--manifest", manifestUri], db.env);
     assertFailed(res, "validate", /data\.content\.journals/);
     assert.deepEqual(failedChecks(res), ["data.content.journals", "data.relationships.journal_tags", "data.relationships.journals"]);
+    // Which row: found in a scratch restore of the backup, named by its content and its owner.
+    const journals = res.json.differingRows.find((d: { table: string }) => d.table === "journals");
+    assert.equal(journals.by, "content");
+    assert.equal(journals.more, false);
+    const [was] = journals.onlyInBackup.map((l: string) => JSON.parse(l));
+    const [now] = journals.onlyNow.map((l: string) => JSON.parse(l));
+    assert.equal(now.content, `${was.content}.`.slice(0, 60));
+    assert.equal(now.users.email, was.users.email);
+    assert.match(res.stderr, /journals \(content\): 2 rows differ/);
+    const tags = res.json.differingRows.find((d: { table: string }) => d.table === "journal_tags");
+    assert.equal(tags.by, "relationships", "the tags of the changed journal hang under a changed parent");
   });
 
   it("catches a journal moved to another user (counts and contents equal), in the journal and in its tags", async () => {
