@@ -2,7 +2,8 @@
  * verify-restore --uri URI [--scratch-database NAME]: proves a backup restores before anything
  * is migrated. Checks the dump's SHA-256 against its manifest first, restores it into a scratch
  * database (created and dropped here, or the configured one, which is left in place), and
- * compares row counts, fingerprints, constraints, indexes and revision with the manifest.
+ * proves it against the manifest: revision, the schema snapshot (owners and grants aside: the
+ * restore sets neither), and every row, ids included (hooks/lib/proof.ts).
  */
 import { parseFlags, requireFlag } from "../lib/args";
 import { connectionFromEnv, type ConnectionSettings } from "../lib/connection";
