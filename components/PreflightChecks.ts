@@ -38,9 +38,11 @@ export class PreflightChecks extends pulumi.ComponentResource {
       step: "preflight",
       // Any known revision is fine: before the migration, after it on a re-run, or the
       // revision a rollback starts from. The migrate step decides the direction.
+      // The migration files too (one head, the target among them), read here, before the window.
       args: pulumi.output(storageArgs).apply((storage) => [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
-        "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio), ...storage]),
-      env: ["database", "app"],
+        "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio), ...storage,
+        "--target", m.targetRevision, ...(m.mode === "sql" ? ["--mode", "sql", "--sql-dir", m.sqlDir!] : [])]),
+      env: ["database", "app", "migration"],
       secrets: ["databasePassword"],
     }, { parent: this, dependsOn: opts?.dependsOn }).result;
     this.registerOutputs({ result: this.result });

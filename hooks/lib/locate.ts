@@ -35,6 +35,15 @@ interface Side {
   rows: string;
 }
 
+/** Both queries to their end, also when one fails: none may run on after this returns (on the
+ * live database it would hold locks the rollback's ALTERs wait for). */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === "rejected") throw x.reason;
+  if (y.status === "rejected") throw y.reason;
+  return [x.value, y.value];
+}
+
 const bucketOf = (level: number) => `((h >> ${64 - BITS * (level + 1)}) & ${(1 << BITS) - 1})`;
 const within = (path: number[]) => (path.length === 0 ? "true" : path.map((b, level) => `${bucketOf(level)} = ${b}`).join(" AND "));
 
@@ -58,7 +67,7 @@ async function locateTable(live: Side, backup: Side, table: string, by: Differin
   const name = (list: string[], label: string) => (list.length < ROWS_NAMED ? list.push(label) : (out.more = true));
 
   async function match(path: number[]): Promise<void> {
-    const [now, then] = await Promise.all([rowsIn(live, by, path), rowsIn(backup, by, path)]);
+    const [now, then] = await both(rowsIn(live, by, path), rowsIn(backup, by, path));
     const count = new Map<string, number>();
     for (const r of then) count.set(r.h, (count.get(r.h) ?? 0) + 1);
     const unmatchedNow = now.filter((r) => {
@@ -77,7 +86,7 @@ async function locateTable(live: Side, backup: Side, table: string, by: Differin
   }
 
   async function narrow(path: number[]): Promise<void> {
-    const [now, then] = await Promise.all([buckets(live, by, path), buckets(backup, by, path)]);
+    const [now, then] = await both(buckets(live, by, path), buckets(backup, by, path));
     const differing = [...new Set([...now.keys(), ...then.keys()])]
       .filter((b) => now.get(b)?.n !== then.get(b)?.n || now.get(b)?.sum !== then.get(b)?.sum)
       .sort((a, b) => a - b);
@@ -141,7 +150,8 @@ export async function locateDifferingRows(
   try {
     const tables = Object.keys(manifest.tables);
     const located = await withRestoredScratch(settings, manifest.dump.uri, env, { log, purpose: "locate", sections: ["pre-data", "data"] }, async (backupClient) => {
-      const sides = await Promise.all([live, backupClient].map(async (client) => ({ client, ...(await fingerprintSession(client, tables, manifest)) })));
+      const session = async (client: Client) => ({ client, ...(await fingerprintSession(client, tables, manifest)) });
+      const sides = await both(session(live), session(backupClient));
       const out: DifferingRows[] = [];
       for (const [table, by] of wanted) {
         const [l, b] = sides.map((s): Side => ({ client: s.client, rows: rowHashesSql(s.model, table, s.types, (t) => labelColumns(manifest, t)) }));

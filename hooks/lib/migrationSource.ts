@@ -1,9 +1,12 @@
 // Where `migrate` gets its line of history and how it moves the database along it: the app's
 // alembic revisions (run by alembic, or the --up/--down commands), or a folder of SQL files run
 // by psql. Everything else (lock, checksum, manifest, validation, rollback) is migrate's own.
-import { readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StepError } from "./errors";
+import { requireFlag } from "./args";
+import { StepError, UsageError } from "./errors";
+import { migrationFilesDir } from "./migrationFiles";
 import { pgTool } from "./pgTools";
 import { runChild, runShell, stderrSummary, type RunResult } from "./run";
 import { shellWord } from "./text";
@@ -46,6 +49,53 @@ print(json.dumps({"heads": list(s.get_heads()),
   "revisions": {r.revision: list(r._all_down_revisions) for r in s.walk_revisions()}}))
 `;
 
+/** Where alembic histories are kept, by the content of what they were read from. */
+const HISTORY_CACHE = join(__dirname, "..", "..", "node_modules", ".cache", "vibes-hooks", "alembic-history");
+
+/** Why `history` cannot carry a deployment to `to`, or undefined. */
+export function historyProblem(source: MigrationSource, history: History, to: string): { problem: string; fix: string } | undefined {
+  if (history.heads.length !== 1) {
+    return { problem: `${source.name} reports ${history.heads.length} heads (${history.heads.join(", ")})`,
+      fix: "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again" };
+  }
+  if (!history.parents.has(to)) return { problem: `revision ${to} is not in ${source.dir}`, fix: "pass --to a revision that exists in the migration files" };
+  return undefined;
+}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/** The migration files `step`'s flags name: --mode alembic (VIBES_APP_DIR, optional --up/--down) or --mode sql --sql-dir DIR. */
+export function sourceFromFlags(step: string, values: Flags, env: NodeJS.ProcessEnv): MigrationSource {
+  const mode = values.mode ?? "alembic";
+  if (mode === "sql") return sqlFolder(step, values);
+  if (mode !== "alembic") throw new UsageError(`${step}: --mode "${String(mode)}" is not alembic or sql`, "pass --mode alembic (the default) or --mode sql --sql-dir DIR");
+  return alembicRevisions(step, values, env);
+}
+
+/** --mode alembic: the app's revisions in VIBES_APP_DIR, run by alembic or the --up/--down commands. */
+function alembicRevisions(step: string, values: Flags, env: NodeJS.ProcessEnv): MigrationSource {
+  if (values["sql-dir"] !== undefined) throw new UsageError(`${step}: --sql-dir needs --mode sql`, "pass --mode sql --sql-dir DIR, or drop --sql-dir");
+  const templates = { up: values.up as string | undefined, down: values.down as string | undefined };
+  for (const [flag, t] of [["--up", templates.up], ["--down", templates.down]]) {
+    if (t !== undefined && !t.includes("{rev}")) throw new UsageError(`${step}: ${flag} must contain {rev}`, `pass e.g. ${flag} "python3 -m alembic ${flag === "--up" ? "upgrade" : "downgrade"} {rev}"`);
+  }
+  const appDir = env.VIBES_APP_DIR;
+  if (!appDir || !statSync(appDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new StepError(`VIBES_APP_DIR ${appDir ? `"${appDir}" is not a directory` : "is not set"}`, "set VIBES_APP_DIR to the app's folder (it holds alembic.ini and migrations/versions/)");
+  }
+  const versionsDir = migrationFilesDir({ mode: "alembic", appDir });
+  return alembicSource({ python: env.VIBES_PYTHON || "/usr/bin/python3", appDir, versionsDir, ...templates });
+}
+
+/** --mode sql: the `<revision>.up.sql` / `.down.sql` files in --sql-dir, run by psql. */
+function sqlFolder(step: string, values: Flags): MigrationSource {
+  if (values.up !== undefined || values.down !== undefined) {
+    throw new UsageError(`${step}: --up/--down apply to --mode alembic only`, "drop them: in sql mode psql runs <revision>.up.sql / .down.sql from --sql-dir");
+  }
+  const dir = requireFlag(step, values["sql-dir"] as string | undefined, "--sql-dir", "app/migrations/sql");
+  return sqlSource(dir);
+}
+
 /** The app's alembic revisions; `up`/`down` are shell command templates where `{rev}` is the target. */
 export function alembicSource(opts: { python: string; appDir: string; versionsDir: string; up?: string; down?: string }): MigrationSource {
   const templates = {
@@ -56,12 +106,32 @@ export function alembicSource(opts: { python: string; appDir: string; versionsDi
     name: "alembic",
     dir: opts.versionsDir,
     async history(ctx) {
-      const res = await runChild(opts.python, ["-c", HISTORY_PY], { env: ctx.env, cwd: opts.appDir, timeoutMs: 60_000, label: "alembic history" });
-      if (res.code !== 0) {
-        throw new StepError(`cannot read the alembic history in ${opts.appDir}: ${stderrSummary(res.stderr) || `exit ${res.code}`}`,
-          "check VIBES_APP_DIR (it must hold alembic.ini) and VIBES_PYTHON (a Python with alembic installed)");
+      // Keyed by everything alembic reads for it: a changed file is a new key, never a stale read.
+      // Preflight reads it before the window; migrate, inside it, then needs no Python start.
+      const key = createHash("sha256").update(opts.python).update("\0").update(readFileSync(join(opts.appDir, "alembic.ini")));
+      for (const name of readdirSync(opts.versionsDir).filter((n) => n.endsWith(".py")).sort()) {
+        key.update("\0").update(name).update("\0").update(readFileSync(join(opts.versionsDir, name)));
       }
-      const parsed = JSON.parse(res.stdout.trim().split("\n").pop()!) as { heads: string[]; revisions: Record<string, string[]> };
+      const cached = join(HISTORY_CACHE, `${key.digest("hex")}.json`);
+      let text: string;
+      try {
+        text = readFileSync(cached, "utf8");
+      } catch {
+        const res = await runChild(opts.python, ["-c", HISTORY_PY], { env: ctx.env, cwd: opts.appDir, timeoutMs: 60_000, label: "alembic history" });
+        if (res.code !== 0) {
+          throw new StepError(`cannot read the alembic history in ${opts.appDir}: ${stderrSummary(res.stderr) || `exit ${res.code}`}`,
+            "check VIBES_APP_DIR (it must hold alembic.ini) and VIBES_PYTHON (a Python with alembic installed)");
+        }
+        text = res.stdout.trim().split("\n").pop()!;
+        try {
+          mkdirSync(HISTORY_CACHE, { recursive: true, mode: 0o700 });
+          writeFileSync(`${cached}.${process.pid}`, text, { mode: 0o600 });
+          renameSync(`${cached}.${process.pid}`, cached); // atomic: a concurrent step never reads half a file
+        } catch {
+          // A read-only checkout still works, reading the history every time.
+        }
+      }
+      const parsed = JSON.parse(text) as { heads: string[]; revisions: Record<string, string[]> };
       return { heads: parsed.heads, parents: new Map(Object.entries(parsed.revisions)) };
     },
     run(direction, _from, to, ctx) {

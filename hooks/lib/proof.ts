@@ -25,6 +25,9 @@ export interface ProofOptions {
   data?: boolean;
   /** False: owners and privileges are not compared (a scratch restore without them). */
   privileges?: boolean;
+  /** Also the links (relationship fingerprints, orphans) at the backup's revision, where equal ids
+   * would imply them: to accept renumbered ids, the links must be proven on their own. */
+  relationships?: boolean;
 }
 
 export interface Proof {
@@ -60,7 +63,7 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
     const state = withData
       // At the backup's revision every row, ids included, must be as backed up: one pass without
       // joins decides it. Across the id change, the links are compared through the joins.
-      ? await captureState(client, tables, { reference: manifest, ids: sameIds, relationships: !sameIds, uuidVersion: !sameIds && opts.idType === "uuid" ? opts.uuidVersion : null })
+      ? await captureState(client, tables, { reference: manifest, ids: sameIds, relationships: !sameIds || opts.relationships === true, uuidVersion: !sameIds && opts.idType === "uuid" ? opts.uuidVersion : null })
       : { schema: await readSchemaSnapshot(client, await tableOids(client, tables)) };
     const schemaBasis: Check = {
       name: "schema.basis",

@@ -61,6 +61,12 @@ export async function writeRecord(client: Client, record: DeploymentRecord, log:
   }
 }
 
+/** Whether this role may write the record (COMMENT needs the table's owner's privileges). */
+export async function canWriteRecord(client: Client): Promise<boolean> {
+  const res = await client.query("SELECT pg_has_role(relowner, 'USAGE') AS ok FROM pg_class WHERE oid = to_regclass('alembic_version')");
+  return res.rows[0]?.ok === true;
+}
+
 /** The files checksum recorded for `revision`, or null when none is (migrated by other means). */
 export async function recordedMigrationFiles(client: Client, revision: string): Promise<string | null> {
   const record = await readRecord(client);

@@ -140,7 +140,9 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
 
   const indexes = await client.query(
     `SELECT x.indrelid::oid AS rel, i.relname AS name,
-            replace(pg_get_indexdef(x.indexrelid), 'INDEX ' || quote_ident(i.relname) || ' ON ', 'INDEX ON ') AS definition
+            replace(pg_get_indexdef(x.indexrelid), 'INDEX ' || quote_ident(i.relname) || ' ON ', 'INDEX ON ')
+              -- A failed CREATE INDEX CONCURRENTLY leaves an index that reads the same and is never used.
+              || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END AS definition
        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
       WHERE x.indrelid = ANY($1::oid[])
         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))`,
@@ -157,7 +159,7 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
     `SELECT p.polrelid::oid AS rel, p.polname AS name,
             concat_ws(' ', CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
                       'FOR', CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-                      'TO', (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END, ', ' ORDER BY 1) FROM unnest(p.polroles) r),
+                      'TO', (SELECT string_agg(n, ', ' ORDER BY n) FROM (SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END AS n FROM unnest(p.polroles) r) q),
                       'USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', 'WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')') AS definition
        FROM pg_policy p WHERE p.polrelid = ANY($1::oid[])`, [relOids]);
   for (const r of policies.rows) of(r).policies[r.name] = { definition: r.definition };
@@ -332,18 +334,21 @@ export async function sequenceChecks(client: Client, snapshot: SchemaSnapshot, i
     const col = column === null ? undefined : snapshot.tables[table]?.columns[column];
     if (!col?.sequence || !/^(smallint|integer|bigint)$/.test(col.type)) continue;
     const res = await client.query(
-      `SELECT s.seqstart::text AS start, s.seqincrement::text AS increment, readable,
-              CASE WHEN readable THEN pg_sequence_last_value(s.seqrelid)::text END AS last,
+      `SELECT s.seqrelid::regclass::text AS seq, s.seqincrement::text AS increment, readable,
               (SELECT max(${quoteIdent(column!)})::text FROM ${quoteTable(table)}) AS max
-         FROM pg_sequence s, LATERAL (SELECT has_sequence_privilege(s.seqrelid, 'SELECT') OR has_sequence_privilege(s.seqrelid, 'USAGE') AS readable) p
+         FROM pg_sequence s, LATERAL (SELECT has_sequence_privilege(s.seqrelid, 'SELECT') AS readable) p
         WHERE s.seqrelid = pg_get_serial_sequence($1, $2)::regclass
-           OR s.seqrelid = (SELECT d.refobjid FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+           OR s.seqrelid = (SELECT d.refobjid FROM pg_attrdef ad
+                              JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+                              JOIN pg_class sc ON sc.oid = d.refobjid AND sc.relkind = 'S'
                              WHERE ad.adrelid = $1::regclass AND ad.adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2)
-                               AND d.refclassid = 'pg_class'::regclass LIMIT 1)
+                             LIMIT 1)
         LIMIT 1`, [quoteTable(table), column]);
     const r = res.rows[0];
     if (!r || !r.readable) continue;
-    const next = r.last === null ? BigInt(r.start) : BigInt(r.last) + BigInt(r.increment);
+    // The sequence's own state: after RESTART or setval(.., false) the next value is last_value itself.
+    const state = (await client.query(`SELECT last_value::text AS last, is_called FROM ${r.seq}`)).rows[0];
+    const next = state.is_called ? BigInt(state.last) + BigInt(r.increment) : BigInt(state.last);
     const ok = r.max === null || BigInt(r.increment) < 0 || next > BigInt(r.max);
     checks.push({
       name: `schema.sequence.${table}.${column}`, ok,

@@ -72,11 +72,11 @@ export async function uncoveredReferencingTables(client: Client, coveredOids: nu
     `WITH RECURSIVE reach(oid) AS (
          SELECT unnest($1::oid[])
        UNION
-         SELECT c.conrelid FROM pg_constraint c JOIN reach r ON c.confrelid = r.oid WHERE c.contype = 'f'
+         SELECT c.conrelid FROM pg_constraint c JOIN reach r ON c.confrelid = r.oid WHERE c.contype = 'f' AND c.conparentid = 0
      )
      SELECT c.conrelid::regclass::text AS "table", c.conname AS "constraint", c.confrelid::regclass::text AS "references"
        FROM pg_constraint c
-      WHERE c.contype = 'f' AND c.confrelid IN (SELECT oid FROM reach) AND NOT c.conrelid = ANY($1::oid[])
+      WHERE c.contype = 'f' AND c.conparentid = 0 AND c.confrelid IN (SELECT oid FROM reach) AND NOT c.conrelid = ANY($1::oid[])
       ORDER BY 1, 2`,
     [coveredOids],
   );

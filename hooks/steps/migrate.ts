@@ -3,7 +3,6 @@
 // then, if the data still differs from the manifest, the verified backup). The revisions come
 // from alembic or from a folder of SQL files (--mode); both go through the same steps here.
 import { hostname } from "node:os";
-import { statSync } from "node:fs";
 import type { Client } from "pg";
 import { durationSetting, parseFlags, requireFlag } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
@@ -11,12 +10,12 @@ import { connect, connectionFromEnv } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { locateDifferingRows } from "../lib/locate";
 import { loadManifest, type Check } from "../lib/manifest";
-import { migrationFilesDir, plannedMigrationFilesSha256 } from "../lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
-import { alembicSource, REVISION_RE, sqlSource, type History, type MigrationSource } from "../lib/migrationSource";
+import { historyProblem, REVISION_RE, sourceFromFlags, type History } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { prove, PROOF_FLAGS, proofOptions, type Proof } from "../lib/proof";
-import { currentRevision, readRecord, recordedMigrationFiles, writeRecord } from "../lib/revision";
+import { prove, PROOF_FLAGS, proofOptions, type Proof, type ProofOptions } from "../lib/proof";
+import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, writeRecord } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
 import type { SchemaSnapshot } from "../lib/schemaSnapshot";
 import { openBackupStore } from "../lib/storage";
@@ -93,16 +92,15 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     throw new UsageError("migrate: --files-sha256 must be 64 hex digits", "pass the migrationFilesSha256 the deployment was planned with");
   }
   const mode = values.mode ?? "alembic";
-  if (mode !== "alembic" && mode !== "sql") throw new UsageError(`migrate: --mode "${mode}" is not alembic or sql`, "pass --mode alembic (the default) or --mode sql --sql-dir DIR");
   const lockTimeout = durationSetting(env, "VIBES_LOCK_TIMEOUT", "5s");
   const statementTimeout = durationSetting(env, "VIBES_STATEMENT_TIMEOUT", "30min");
   // The whole command, its statements together (statement_timeout bounds each one alone).
   const migrationTimeout = durationSetting(env, "VIBES_MIGRATION_TIMEOUT", "1h");
-  const source = mode === "sql" ? sqlFolder(values) : alembicRevisions(values, env);
+  const source = sourceFromFlags("migrate", values, env);
   const settings = connectionFromEnv(env);
   const log = progress("migrate");
 
-  const filesSha = plannedMigrationFilesSha256(mode === "sql" ? { mode, sqlDir: source.dir } : { mode, appDir: env.VIBES_APP_DIR! });
+  const filesSha = plannedMigrationFilesSha256(mode === "sql" ? { mode: "sql", sqlDir: source.dir } : { mode: "alembic", appDir: env.VIBES_APP_DIR! });
   if (expectedSha === undefined) {
     log(`warning: no --files-sha256 given; migration files are ${filesSha}`);
   } else if (filesSha !== expectedSha) {
@@ -127,13 +125,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     // need it: that time is inside the maintenance window. Not before the lock: a Ctrl-C while
     // waiting for it must find no command to stop.
     const readHistory = () => source.history(runContext("history")).then((h) => {
-      if (h.heads.length !== 1) {
-        throw new StepError(`${source.name} reports ${h.heads.length} heads (${h.heads.join(", ")})`,
-          "merge the branches (alembic merge) or remove the stray revision, then plan the deployment again");
-      }
-      if (!h.parents.has(to)) {
-        throw new StepError(`revision ${to} is not in ${source.dir}`, "pass --to a revision that exists in the migration files");
-      }
+      const problem = historyProblem(source, h, to);
+      if (problem) throw new StepError(problem.problem, problem.fix);
       return h;
     });
     let history: History;
@@ -163,9 +156,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
 
     /** The proof against the manifest; an error (a covered table dropped by a bad migration) is one
      * failed check, so that a rollback restores instead of giving up. */
-    async function proveOrFailure(client: Client): Promise<Proof | { checks: Check[]; revision: string | null; schema?: undefined }> {
+    async function proveOrFailure(client: Client, extra: Partial<ProofOptions> = {}): Promise<Proof | { checks: Check[]; revision: string | null; schema?: undefined }> {
       try {
-        return await prove(client, manifest, proofOpts);
+        return await prove(client, manifest, { ...proofOpts, ...extra });
       } catch (err) {
         return { checks: [{ name: "data.readable", ok: false, detail: errorMessage(err) }], revision: await currentRevision(client) };
       }
@@ -293,6 +286,14 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     // back exactly as its run would have been.
     async function resumeInterrupted(client: Client): Promise<Record<string, unknown>> {
       const from = manifest.revision;
+      if (!(await canWriteRecord(client))) {
+        // Then a finished run left no record either: the app may have written since, and a
+        // rollback would lose that.
+        throw new StepError(`the database is at ${to} without a record of a proven change, and this role cannot write that record on alembic_version: ` +
+          "a run cut short and a finished one look alike here, so migrate neither proves nor rolls back",
+          `give the deploying role the table (ALTER TABLE alembic_version OWNER TO ${settings.user}); check the database (vibes-hooks validate schema data --manifest ${manifestUri} --revision ${to}); ` +
+            "then take a new backup at this revision and pass its manifestUri: the run is then a no-op");
+      }
       if (from !== null && !history.parents.has(from)) {
         throw new StepError(`the backup is from revision ${from}, which is not in ${source.dir}`,
           "take a new backup (backup step) and pass its manifestUri");
@@ -378,6 +379,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           if (problem) log(problem);
         }
         proof = await proveOrFailure(client);
+        if (acceptRenumberedIds && proof.revision === revisionBefore && renumberedOnly(proof.checks)) {
+          // Other ids: equal ids no longer stand for equal links, so the links are proven themselves.
+          proof = await proveOrFailure(client, { relationships: true });
+        }
         if (!accepted(proof)) {
           log(`after the ${rolledBack ? "down command" : "failure"}: revision ${proof.revision ?? "none"}; ${summarize(proof.checks) || "schema and data match"}; restoring the backup ${manifest.dump.uri}`);
           try {
@@ -412,30 +417,4 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         { details: { ...facts(), revisionAfter: proof.revision, changed: false, idsRenumbered: renumbered } });
     }
   }, env);
-}
-
-type Flags = Record<string, string | boolean | undefined>;
-
-/** --mode alembic: the app's revisions in VIBES_APP_DIR, run by alembic or the --up/--down commands. */
-function alembicRevisions(values: Flags, env: NodeJS.ProcessEnv): MigrationSource {
-  if (values["sql-dir"] !== undefined) throw new UsageError("migrate: --sql-dir needs --mode sql", "pass --mode sql --sql-dir DIR, or drop --sql-dir");
-  const templates = { up: values.up as string | undefined, down: values.down as string | undefined };
-  for (const [flag, t] of [["--up", templates.up], ["--down", templates.down]]) {
-    if (t !== undefined && !t.includes("{rev}")) throw new UsageError(`migrate: ${flag} must contain {rev}`, `pass e.g. ${flag} "python3 -m alembic ${flag === "--up" ? "upgrade" : "downgrade"} {rev}"`);
-  }
-  const appDir = env.VIBES_APP_DIR;
-  if (!appDir || !statSync(appDir, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new StepError(`VIBES_APP_DIR ${appDir ? `"${appDir}" is not a directory` : "is not set"}`, "set VIBES_APP_DIR to the app's folder (it holds alembic.ini and migrations/versions/)");
-  }
-  const versionsDir = migrationFilesDir({ mode: "alembic", appDir });
-  return alembicSource({ python: env.VIBES_PYTHON || "/usr/bin/python3", appDir, versionsDir, ...templates });
-}
-
-/** --mode sql: the `<revision>.up.sql` / `.down.sql` files in --sql-dir, run by psql. */
-function sqlFolder(values: Flags): MigrationSource {
-  if (values.up !== undefined || values.down !== undefined) {
-    throw new UsageError("migrate: --up/--down apply to --mode alembic only", "drop them: in sql mode psql runs <revision>.up.sql / .down.sql from --sql-dir");
-  }
-  const dir = requireFlag("migrate", values["sql-dir"] as string | undefined, "--sql-dir", "app/migrations/sql");
-  return sqlSource(dir);
 }

@@ -1,8 +1,11 @@
 // `preflight`: everything the deployment assumes, checked before anything changes. It collects
-// every unmet expectation (each with its fix) instead of stopping at the first.
+// every unmet expectation (each with its fix) instead of stopping at the first. With --target
+// (and migrate's --mode / --sql-dir) it also reads the migration files' history: one head, the
+// target among the revisions.
 import { statfs } from "node:fs/promises";
 import type { Client } from "pg";
 import { parseFlags } from "../lib/args";
+import { withoutSecrets } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
@@ -10,6 +13,7 @@ import { MIN_SERVER_MAJOR } from "../lib/manifest";
 import { quoteTable, tablesFromEnv, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
 import { pgTool, pgToolMajor, serverMajor } from "../lib/pgTools";
 import { formatBytes, progress } from "../lib/progress";
+import { historyProblem, REVISION_RE, sourceFromFlags } from "../lib/migrationSource";
 import { currentRevision } from "../lib/revision";
 
 interface Problem {
@@ -62,7 +66,17 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     "data-dir-free-bytes": { type: "string" },
     // or the program passes the instance's allocated storage (free = storage - every database).
     "storage-bytes": { type: "string" },
+    // The migration files the deployment will run (migrate's flags): one head, the target in it.
+    target: { type: "string" },
+    mode: { type: "string" },
+    "sql-dir": { type: "string" },
   });
+  const target = values.target;
+  if (target !== undefined && !REVISION_RE.test(target)) {
+    throw new UsageError(`preflight: --target "${target}" is not an alembic revision id`, "pass the deployment's target revision, e.g. --target 001_uuid_schema_migration");
+  }
+  // Bad flags fail here; what the files hold is a problem below.
+  const source = target === undefined ? undefined : sourceFromFlags("preflight", { mode: values.mode, "sql-dir": values["sql-dir"] }, env);
   const expected = values["expect-revision"] ?? [];
   const minFreeRatio = nonNegative(values["min-free-ratio"], "--min-free-ratio", "1.5") ?? 1.5;
   const givenFree = nonNegative(values["data-dir-free-bytes"], "--data-dir-free-bytes", "50000000000");
@@ -161,6 +175,19 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       }
     } finally {
       await client.end();
+    }
+  }
+
+  if (source && target !== undefined) {
+    try {
+      // Read once here, before the window (migrate reuses it: hooks/lib/migrationSource.ts).
+      const history = await source.history({ env: withoutSecrets(env), timeoutMs: 60_000, log });
+      const problem = historyProblem(source, history, target);
+      if (problem) problems.push(problem);
+      result.migrationHeads = history.heads;
+    } catch (err) {
+      if (!(err instanceof StepError)) throw err;
+      problems.push({ problem: err.message, fix: err.next });
     }
   }
 

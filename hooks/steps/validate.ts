@@ -79,7 +79,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         checks.unshift({ name: "schema.revision", ok: revision === values.revision, detail: `${revision ?? "no revision"}${revision === values.revision ? "" : ` (expected ${values.revision})`}` });
       }
       const wanted = parts.filter((p) => p !== "performance");
-      if (wanted.length === 1) checks.splice(0, checks.length, ...checks.filter((c) => c.name.startsWith(`${wanted[0]}.`)));
+      if (wanted.length === 1) checks.splice(0, checks.length, ...checks.filter((c) => c.name.startsWith(`${wanted[0]}.`) || c.name === "schema.revision"));
     }
     if (parts.includes("performance")) {
       log("performance (ANALYZE, then EXPLAIN)");

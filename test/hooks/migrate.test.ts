@@ -107,6 +107,14 @@ describe("migrate", function () {
     assert.equal(up.json.changed, true);
     assert.equal(up.json.filesSha256, null);
     assert.match(up.stderr, /warning: cannot record the migration files' checksum and schema on alembic_version/);
+    // The app writes; a re-run with the same backup must not take the unrecorded change for an
+    // interrupted one and roll it back (that would lose the write).
+    await pg.query(db.name, "INSERT INTO tags (id, name) VALUES (gen_random_uuid(), 'written after the deployment')");
+    const again = await migrate(TARGET);
+    assertFailed(again, "migrate", /without a record of a proven change, and this role cannot write that record/);
+    assert.match(again.json.next, /ALTER TABLE alembic_version OWNER TO vibes/);
+    assert.equal(await revisionOf(db.name), TARGET);
+    assert.equal((await pg.query(db.name, "SELECT count(*)::int AS n FROM tags WHERE name = 'written after the deployment'"))[0].n, 1);
     await pg.dropDatabase(db.name);
   });
 
@@ -285,6 +293,19 @@ describe("migrate", function () {
     assert.equal(res.json.idsRenumbered, true);
     assert.deepEqual(await dataDifferences(db.name, manifestUri, env), [], "every row and link, under new ids");
     assert.ok((await helpers.dataDifferences(pg, db.name, manifestUri, env, { ids: true })).some((d) => d.startsWith("data.ids.users")));
+    await pg.dropDatabase(db.name);
+  });
+
+  it("with --accept-renumbered-ids still restores the backup when the new ids broke links (every row there, owners swapped)", async () => {
+    const { db, env, manifestUri, migrate } = await prepared(faultyApp("drop_not_null"));
+    // A down command that numbers the users afresh in another order than the journals' lookup.
+    const down = `${APP_PYTHON} -m alembic downgrade {rev} && psql -X -q -v ON_ERROR_STOP=1 -c "ALTER TABLE journals DROP CONSTRAINT journals_user_id_fkey; ` +
+      "UPDATE journals SET user_id = (SELECT max(id) + min(id) FROM users) - user_id; " +
+      'ALTER TABLE journals ADD CONSTRAINT journals_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE"';
+    const res = await migrate(TARGET, ["--accept-renumbered-ids", "--down", down]);
+    assertFailed(res, "migrate", /back at 0000_initial, its schema, data and ids proven equal to the backup.s \(restored from the backup/);
+    assert.match(res.stderr, /after the down command: revision 0000_initial; .*data\.relationships\.journals: relationship fingerprint differs/);
+    assert.deepEqual(await helpers.dataDifferences(pg, db.name, manifestUri, env, { ids: true }), []);
     await pg.dropDatabase(db.name);
   });
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeApp } from "../support/fakeApp";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { freePort } from "../support/net";
-import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
+import { APP_DIR, APP_PYTHON, getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 describe("preflight", function () {
   this.timeout(180_000);
@@ -122,6 +122,38 @@ describe("preflight", function () {
     } finally {
       await pg.dropDatabase(withComments.name);
     }
+  });
+
+  it("reads the migration files' history before the window: one head, the target in it; cached by content for migrate", async () => {
+    const appDir = join(tools, `app-${Date.now()}`);
+    cpSync(APP_DIR, appDir, { recursive: true, filter: (src) => !/(^|\/)(\.run|__pycache__)$/.test(src) });
+    // A Python that notes each start: whether the history was read again or taken from the cache.
+    const starts = join(tools, `python-starts-${Date.now()}`);
+    const python = join(tools, `python-${Date.now()}`);
+    writeFileSync(python, `#!/bin/sh\necho x >> ${starts}\nexec ${APP_PYTHON} "$@"\n`);
+    chmodSync(python, 0o755);
+    const withApp = { ...env, VIBES_APP_DIR: appDir, VIBES_PYTHON: python };
+    const countStarts = () => (existsSync(starts) ? readFileSync(starts, "utf8").split("\n").filter(Boolean).length : 0);
+
+    const ok = await runHooks("preflight", ["--target", "001_uuid_schema_migration"], withApp);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(ok.json.migrationHeads, ["001_uuid_schema_migration"]);
+    assert.equal(countStarts(), 1);
+    const again = await runHooks("preflight", ["--target", "001_uuid_schema_migration"], withApp);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(countStarts(), 1, "the same files: the history comes from the cache");
+
+    const unknown = await runHooks("preflight", ["--target", "002_nowhere"], withApp);
+    assertFailed(unknown, "preflight", /revision 002_nowhere is not in .*migrations\/versions/);
+    writeFileSync(join(appDir, "migrations", "versions", "002_branch.py"), [
+      'revision = "002_branch"', 'down_revision = "0000_initial"', "branch_labels = None", "depends_on = None", "",
+      "def upgrade():\n    pass", "", "def downgrade():\n    pass", "",
+    ].join("\n"));
+    const branched = await runHooks("preflight", ["--target", "001_uuid_schema_migration"], withApp);
+    assertFailed(branched, "preflight", /alembic reports 2 heads/);
+    assert.equal(countStarts(), 2, "a new file: the history is read again");
+    const badMode = await runHooks("preflight", ["--target", "001_uuid_schema_migration", "--mode", "flyway"], withApp);
+    assert.equal(badMode.code, 2);
   });
 
   it("catches an app that serves another database", async () => {

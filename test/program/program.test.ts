@@ -210,7 +210,7 @@ describe("program", function () {
       assert.match(String(byName(run, "validation-validate").inputs.create), / --revision 0000_initial --id-type integer /);
       assert.equal(byName(run, "post-deploy-checks-smoke").inputs.create, "bin/vibes-hooks smoke --expect-id-type integer");
       assert.equal(byName(run, "preflight-preflight").inputs.create,
-        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400");
+        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400 --target 0000_initial");
       assert.equal(run.resolved.idType, "integer");
     });
 
@@ -253,7 +253,7 @@ describe("program", function () {
       assert.equal(byName(run, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 120 --interval-seconds 2");
       assert.equal(byName(runs.dev, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 60 --interval-seconds 2");
       assert.equal(byName(run, "preflight-preflight").inputs.create,
-        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400");
+        "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400 --target 001_uuid_schema_migration");
       // RDS's allocated storage (100 GiB here) lets preflight estimate free space; dev measures its disk.
       assert.doesNotMatch(String(byName(runs.dev, "preflight-preflight").inputs.create), /--storage-bytes/);
     });
