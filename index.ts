@@ -74,9 +74,10 @@ export = async () => {
   const relied = { config, manifestUri: migration.backup.manifestUri, backupSha256: migration.backup.sha256 };
   const validation = new MigrationValidation("validation", relied, { dependsOn: [migration] });
 
-  // Application Deployment, Post-Deployment Validation, then back to service.
+  // Application Deployment and Post-Deployment Validation (the performance checks beside the
+  // app's restart, the smoke tests after it), then back to service.
   const release = new AppRelease("app-release", relied, { dependsOn: [validation] });
-  const checks = new PostDeployChecks("post-deploy-checks", relied, { dependsOn: [release] });
+  const checks = new PostDeployChecks("post-deploy-checks", { ...relied, migrated: validation, released: release });
   const maintenanceOff = new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: relied.backupSha256 }, { dependsOn: [checks] });
 
   // Monitoring and Alerting, database side: after the deployment, so its grants never queue

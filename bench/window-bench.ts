@@ -1,16 +1,18 @@
 /**
  * Maintenance window benchmark (prints figures; never a test).
  *
- *   node -r ts-node/register/transpile-only bench/window-bench.ts [--sizes 1e5,1e6]
+ *   node -r ts-node/register/transpile-only bench/window-bench.ts [--sizes 1e5,1e6] [--runs 3]
  *
- * Per size (journals; users = journals/10, 50 tags), on copies of one generated database:
+ * Per size (journals; users = journals/10, 50 tags), on copies of one generated database, --runs
+ * times, bare and chain in turn; each figure is the median of its runs (one run here varies by
+ * 10-20%, more than the gap the target leaves):
  *   bare      `alembic upgrade 001_uuid_schema_migration` alone, and the app's restart alone
  *             (stop.sh + start.sh, which returns once /health answers);
  *   chain     the dev stack rehearsed for real (every stage, real PostgreSQL, alembic and app),
  *             each stage's time, migrate's own phases, and the window: maintenance on (its start)
  *             to maintenance off (its end), the time the app refuses writes;
- *   ratio     window / (bare migration + bare restart); the target is <= 1.3x;
- *   proof     on the migrated database: the schema proof alone against the data proof (schema and
+ *   ratio     median window / (median bare migration + median bare restart); target <= 1.3x;
+ *   proof     on the last run's migrated database: the schema proof alone against the data proof (schema and
  *             data in one snapshot), and the row localisation after one changed journal title.
  */
 import { readFileSync } from "node:fs";
@@ -22,12 +24,14 @@ import { prove } from "../hooks/lib/proof";
 import { rehearse, restartApp, setUp, tearDown } from "../test/e2e/harness";
 import { getCluster } from "../test/support/pgCluster";
 
-const { values } = parseArgs({ options: { sizes: { type: "string", default: "1e5,1e6" } } });
-const sizes = values.sizes.split(",").map(Number);
+const { values: flags } = parseArgs({ options: { sizes: { type: "string", default: "1e5,1e6" }, runs: { type: "string", default: "3" } } });
+const sizes = flags.sizes.split(",").map(Number);
+const RUNS = Number(flags.runs);
+if (!(Number.isInteger(RUNS) && RUNS >= 1)) throw new Error(`--runs "${flags.runs}" is not a positive integer: pass e.g. --runs 3`);
 const TARGET = 1.3;
 const TARGET_REVISION = "001_uuid_schema_migration";
 
-const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`.padStart(8);
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`.padStart(8);
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 
 async function timedMs<T>(f: () => Promise<T> | T): Promise<{ ms: number; value: T }> {
@@ -50,6 +54,16 @@ function migratePhases(output: string): Record<string, number> {
   return { "lock, revision, files": unchanged - start, "unchanged since backup": up - unchanged, "up command": proving - up, "proof + record": done - proving };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+interface ChainRun {
+  bareMs: number;
+  restartMs: number;
+  windowMs: number;
+  stages: { name: string; ms: number; commands: { name: string; ms: number }[] }[];
+  phases: Record<string, number>;
+}
+
 async function main(): Promise<void> {
   const pg = await getCluster();
   const lines: string[] = [];
@@ -57,58 +71,82 @@ async function main(): Promise<void> {
   for (const journals of sizes) {
     const shape = { users: Math.max(1, Math.round(journals / 10)), journalsPerUser: 10, tags: 50, seed: 1 };
     log(`${journals} journals: generating (once; copies follow)`);
-    const bareDb = await pg.createVibesDatabase(shape);
-    const bare = await timedMs(() => pg.runApp(bareDb.env, ["-m", "alembic", "upgrade", TARGET_REVISION], "alembic upgrade"));
-    await pg.dropDatabase(bareDb.name);
-    log(`bare alembic upgrade ${secs(bare.ms)}`);
-
-    const e = await setUp(shape);
-    try {
-      const restart = await timedMs(() => restartApp(e));
-      log(`bare app restart ${secs(restart.ms)}; rehearsing the whole chain`);
-      const run = await rehearse(e, {}, 1_800_000);
-      if (run.code !== 0) throw new Error(`the rehearsal failed: ${run.summary.error}\n${run.output.slice(-4000)}`);
-      const stages = run.summary.stages;
-      const on = stages.find((s) => s.name === "maintenance-on")!;
-      const off = stages.find((s) => s.name === "maintenance-off")!;
-      const windowMs = off.startedMs! + off.durationMs! - on.startedMs!;
-      const bareTotal = bare.ms + restart.ms;
-      const ratio = windowMs / bareTotal;
-      const rows = Object.entries(JSON.parse(readFileSync(new URL(String(run.summary.outputs!.backupManifestUri)), "utf8")).tables as Record<string, { rows: number }>)
-        .reduce((a, [, t]) => a + t.rows, 0);
-
-      // The proofs on the migrated database, against the backup the chain relied on.
-      const manifest = await loadManifest(String(run.summary.outputs!.backupManifestUri), e.runnerEnv);
-      const client = await connect(connectionFromEnv(e.db.env));
-      const opts = { idType: "uuid" as const, idDefault: "gen_random_uuid()", uuidVersion: 4 };
-      let schemaOnly, withData, located;
+    const runs: ChainRun[] = [];
+    let rows = 0;
+    let proofs: { schemaMs: number; dataMs: number; locatedMs: number; found?: { onlyInBackup: unknown[]; onlyNow: unknown[] } } | undefined;
+    // Bare and chain interleaved, so that the machine's drift weighs on both alike.
+    for (let i = 1; i <= RUNS; i++) {
+      const bareDb = await pg.createVibesDatabase(shape);
+      const bare = await timedMs(() => pg.runApp(bareDb.env, ["-m", "alembic", "upgrade", TARGET_REVISION], "alembic upgrade"));
+      await pg.dropDatabase(bareDb.name);
+      const e = await setUp(shape);
       try {
-        schemaOnly = await timedMs(() => prove(client, manifest, { ...opts, data: false }));
-        withData = await timedMs(() => prove(client, manifest, opts));
-        await client.query("UPDATE journals SET title = title || ' (edited)' WHERE id = (SELECT id FROM journals ORDER BY created_at DESC LIMIT 1)");
-        const failed = (await prove(client, manifest, opts)).checks.filter((c) => !c.ok);
-        located = await timedMs(() => locateDifferingRows(client, connectionFromEnv(e.db.env), manifest, failed, e.runnerEnv, () => undefined));
+        const restart = await timedMs(() => restartApp(e));
+        log(`run ${i}/${RUNS}: bare alembic upgrade ${secs(bare.ms)}, bare app restart ${secs(restart.ms)}; rehearsing the whole chain`);
+        const run = await rehearse(e, {}, 1_800_000);
+        if (run.code !== 0) throw new Error(`the rehearsal failed: ${run.summary.error}\n${run.output.slice(-4000)}`);
+        const stages = run.summary.stages.filter((st) => st.durationMs !== undefined);
+        const on = stages.find((st) => st.name === "maintenance-on")!;
+        const off = stages.find((st) => st.name === "maintenance-off")!;
+        runs.push({
+          bareMs: bare.ms,
+          restartMs: restart.ms,
+          windowMs: off.startedMs! + off.durationMs! - on.startedMs!,
+          stages: stages.map((st) => ({
+            name: st.name,
+            ms: st.durationMs!,
+            commands: st.resources.filter((r) => r.durationMs !== undefined).map((r) => ({ name: r.name, ms: r.durationMs! })),
+          })),
+          phases: migratePhases(run.output),
+        });
+        if (i < RUNS) continue;
+        rows = Object.values(JSON.parse(readFileSync(new URL(String(run.summary.outputs!.backupManifestUri)), "utf8")).tables as Record<string, { rows: number }>)
+          .reduce((a, t) => a + t.rows, 0);
+        proofs = await measureProofs(e, String(run.summary.outputs!.backupManifestUri));
       } finally {
-        await client.end();
+        await tearDown(e);
       }
-      const found = located.value?.find((d) => d.table === "journals");
-
-      out(`${journals} journals (${rows} rows in the covered tables)`);
-      out(`  bare: alembic upgrade ${secs(bare.ms)}   app restart ${secs(restart.ms)}   sum ${secs(bareTotal)}`);
-      out("  chain, per stage:");
-      for (const s of stages) if (s.durationMs !== undefined) out(`    ${s.name.padEnd(20)} ${secs(s.durationMs)}`);
-      out("  migrate's phases:");
-      for (const [phase, ms] of Object.entries(migratePhases(run.output))) out(`    ${phase.padEnd(24)} ${secs(ms)}`);
-      out(`  window (maintenance on -> off) ${secs(windowMs)}   ratio to bare ${ratio.toFixed(2)}x   target <= ${TARGET}x: ${ratio <= TARGET ? "PASS" : "MISS"}`);
-      out(`  proof: schema alone ${schemaOnly.ms.toFixed(0)} ms   schema + data ${secs(withData.ms)}   (${(withData.ms / bare.ms).toFixed(2)}x the bare migration; target <= 0.25x)`);
-      out(`  one changed journal located in ${secs(located.ms)} (scratch restore of the backup's data included): ` +
-        `${found ? `${found.onlyInBackup.length} row(s) as backed up, ${found.onlyNow.length} as now` : "NOT located"}`);
-      out();
-    } finally {
-      await tearDown(e);
     }
+    const m = (f: (r: ChainRun) => number) => median(runs.map(f));
+    const bareMs = m((r) => r.bareMs);
+    const restartMs = m((r) => r.restartMs);
+    const windowMs = m((r) => r.windowMs);
+    const ratio = windowMs / (bareMs + restartMs);
+    out(`${journals} journals (${rows} rows in the covered tables), median of ${runs.length} run(s)`);
+    out(`  bare: alembic upgrade ${secs(bareMs)}   app restart ${secs(restartMs)}   sum ${secs(bareMs + restartMs)}`);
+    out("  chain, per stage:");
+    runs[0].stages.forEach((st, si) => {
+      out(`    ${st.name.padEnd(20)} ${secs(m((r) => r.stages[si].ms))}`);
+      // A stage of several commands: each one's own time (side by side ones overlap).
+      if (st.commands.length > 1) st.commands.forEach((c, ci) => out(`      ${c.name.padEnd(28)} ${secs(m((r) => r.stages[si].commands[ci].ms))}`));
+    });
+    out("  migrate's phases:");
+    for (const phase of Object.keys(runs[0].phases)) out(`    ${phase.padEnd(24)} ${secs(m((r) => r.phases[phase]))}`);
+    out(`  window (maintenance on -> off) ${secs(windowMs)}   ratio to bare ${ratio.toFixed(2)}x   target <= ${TARGET}x: ${ratio <= TARGET ? "PASS" : "MISS"}`);
+    if (runs.length > 1) out(`    each run: ${runs.map((r) => `${(r.windowMs / 1000).toFixed(1)} s / ${((r.bareMs + r.restartMs) / 1000).toFixed(1)} s`).join(", ")}`);
+    out(`  proof: schema alone ${proofs!.schemaMs.toFixed(0)} ms   schema + data ${secs(proofs!.dataMs)}   (${(proofs!.dataMs / bareMs).toFixed(2)}x the bare migration; target <= 0.25x)`);
+    out(`  one changed journal located in ${secs(proofs!.locatedMs)} (scratch restore of the backup's data included): ` +
+      `${proofs!.found ? `${proofs!.found.onlyInBackup.length} row(s) as backed up, ${proofs!.found.onlyNow.length} as now` : "NOT located"}`);
+    out();
   }
   console.log(lines.join("\n"));
+}
+
+/** The proofs on the migrated database, against the backup the chain relied on. */
+async function measureProofs(e: Awaited<ReturnType<typeof setUp>>, manifestUri: string) {
+  const manifest = await loadManifest(manifestUri, e.runnerEnv);
+  const client = await connect(connectionFromEnv(e.db.env));
+  const opts = { idType: "uuid" as const, idDefault: "gen_random_uuid()", uuidVersion: 4 };
+  try {
+    const schemaOnly = await timedMs(() => prove(client, manifest, { ...opts, data: false }));
+    const withData = await timedMs(() => prove(client, manifest, opts));
+    await client.query("UPDATE journals SET title = title || ' (edited)' WHERE id = (SELECT id FROM journals ORDER BY created_at DESC LIMIT 1)");
+    const failed = (await prove(client, manifest, opts)).checks.filter((c) => !c.ok);
+    const located = await timedMs(() => locateDifferingRows(client, connectionFromEnv(e.db.env), manifest, failed, e.runnerEnv, () => undefined));
+    return { schemaMs: schemaOnly.ms, dataMs: withData.ms, locatedMs: located.ms, found: located.value?.find((d) => d.table === "journals") };
+  } finally {
+    await client.end();
+  }
 }
 
 main().then(() => process.exit(0), (err) => {

@@ -1,5 +1,7 @@
 // The guide's "Post-Deployment Validation": API smoke tests and the performance checks
 // (EXPLAIN of the guide's lookups uses the indexes). Both run while maintenance mode is still on.
+// The smoke tests wait for the released app; the performance checks need only the migrated
+// database, so they run beside the app's restart instead of after it.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
 import { hookCommand } from "../hookCommand";
@@ -7,12 +9,15 @@ import { hookCommand } from "../hookCommand";
 export interface PostDeployChecksArgs {
   config: DeployConfig;
   backupSha256: pulumi.Input<string>;
+  /** What the performance checks wait for: the validated migration. */
+  migrated: pulumi.Resource;
+  /** What the smoke tests wait for: the released (restarted, healthy) app. */
+  released: pulumi.Resource;
 }
 
 export class PostDeployChecks extends pulumi.ComponentResource {
   constructor(name: string, args: PostDeployChecksArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:app:PostDeployChecks", name, {}, opts);
-    const after = { parent: this, dependsOn: opts?.dependsOn };
     hookCommand(`${name}-smoke`, {
       config: args.config,
       step: "smoke",
@@ -21,7 +26,7 @@ export class PostDeployChecks extends pulumi.ComponentResource {
       // The token lets the smoke requests through maintenance mode.
       secrets: ["adminToken"],
       backupSha256: args.backupSha256,
-    }, after);
+    }, { parent: this, dependsOn: [args.released] });
     hookCommand(`${name}-performance`, {
       config: args.config,
       step: "validate",
@@ -29,7 +34,7 @@ export class PostDeployChecks extends pulumi.ComponentResource {
       env: ["database"],
       secrets: ["databasePassword"],
       backupSha256: args.backupSha256,
-    }, after);
+    }, { parent: this, dependsOn: [args.migrated] });
     this.registerOutputs({});
   }
 }

@@ -1,6 +1,8 @@
 // The app's HTTP API as the steps use it: every call has a timeout, only idempotent reads are
 // retried, and the admin token travels only in the X-Admin-Token header (never in URLs, logs
 // or error messages).
+import * as http from "node:http";
+import * as https from "node:https";
 import { StepError } from "./errors";
 
 export interface HttpResponse {
@@ -55,12 +57,31 @@ export function adminTokenFromEnv(env: NodeJS.ProcessEnv): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function describeFailure(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return `no answer within ${timeoutMs} ms`;
-  }
-  const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
-  return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+class HttpTimeout extends Error {}
+
+/** One exchange with node:http(s): fetch would load undici, ~35 ms of every step's start-up.
+ * Redirects are not followed (one could carry the admin token header to another origin). */
+function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+  const transport = url.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, { method, headers: body === undefined ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    // The whole exchange, not each socket read, is bounded.
+    const timer = setTimeout(() => req.destroy(new HttpTimeout(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on("close", () => clearTimeout(timer));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof HttpTimeout) return error.message;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code ?? (error instanceof Error ? error.message : String(error));
 }
 
 export async function request(baseUrl: string, path: string, options: RequestOptions = {}): Promise<HttpResponse> {
@@ -76,24 +97,16 @@ export async function request(baseUrl: string, path: string, options: RequestOpt
   let lastFailure = "";
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (attempt > 1) await sleep(options.retryDelayMs ?? 500);
-    let response: Response;
+    let response: { status: number; text: string };
     try {
-      response = await fetch(url, {
-        method,
-        headers,
-        body: options.json === undefined ? undefined : JSON.stringify(options.json),
-        signal: AbortSignal.timeout(timeoutMs),
-        // A redirect could carry the admin token header to another origin: report it instead.
-        redirect: "manual",
-      });
+      response = await exchange(new URL(url), method, headers, options.json === undefined ? undefined : JSON.stringify(options.json), timeoutMs);
     } catch (error) {
-      lastFailure = describeFailure(error, timeoutMs);
+      lastFailure = describeFailure(error);
       continue;
     }
-    const text = await response.text();
     let body: unknown = null;
     try {
-      body = text ? JSON.parse(text) : null;
+      body = response.text ? JSON.parse(response.text) : null;
     } catch {
       body = null;
     }

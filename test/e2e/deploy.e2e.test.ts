@@ -35,14 +35,21 @@ describe("e2e: the program under the rehearsal, on a real database and app", fun
     assertNoSecrets(run, e);
     assert.match(run.output, /Pulumi state is NOT written/);
 
-    // Every stage ran, each one after the one before it had finished.
-    const stages = run.summary.stages;
-    assert.deepEqual(stages.map((s) => s.name), DEV_STAGE_ORDER, "stages started in this order");
-    for (const s of stages) assert.equal(s.status, "ok", `${s.name}: ${s.status}`);
-    for (let i = 1; i < stages.length; i++) {
-      const prev = stages[i - 1];
-      assert.ok(stages[i].startedMs! >= prev.startedMs! + prev.durationMs!, `${stages[i].name} started before ${prev.name} ended`);
+    // Every stage ran, each one after the one before it had finished; of the post-deploy checks,
+    // the performance checks start beside the app's release, the smoke tests after it.
+    const stages = new Map(run.summary.stages.map((s) => [s.name, s]));
+    assert.deepEqual(stageStatus(run), Object.fromEntries(DEV_STAGE_ORDER.map((n) => [n, "ok"])));
+    const end = (name: string) => stages.get(name)!.startedMs! + stages.get(name)!.durationMs!;
+    const startOf = (name: string) => stages.get(name)!.startedMs!;
+    for (let i = 1; i < DEV_STAGE_ORDER.length; i++) {
+      const [prev, stage] = [DEV_STAGE_ORDER[i - 1], DEV_STAGE_ORDER[i]];
+      if (stage === "post-deploy-checks") continue;
+      assert.ok(startOf(stage) >= end(prev), `${stage} started before ${prev} ended`);
     }
+    const check = (name: string) => stages.get("post-deploy-checks")!.resources.find((r) => r.name === `post-deploy-checks-${name}`)!;
+    assert.ok(check("smoke").startedMs! >= end("app-release"), "the smoke tests started before the release ended");
+    assert.ok(check("performance").startedMs! >= end("validation"), "the performance checks started before the validation ended");
+    assert.ok(check("performance").startedMs! < end("app-release"), "the performance checks waited for the release");
 
     const after = await dataPicture(e.pg, e.db.name);
     assert.equal(after.revision, "001_uuid_schema_migration");
@@ -215,7 +222,10 @@ describe("e2e: the program under the rehearsal, on a real database and app", fun
     assert.equal(gate.status, "failed");
     assert.ok(gate.durationMs! >= timeout * 1000 - 500 && gate.durationMs! < (timeout + 10) * 1000, `health gate took ${gate.durationMs} ms`);
     const st = stageStatus(run);
-    assert.equal(st["post-deploy-checks"], "not-run");
+    // The performance checks ran beside the release (they need only the database); the smoke tests did not.
+    assert.equal(st["post-deploy-checks"], "incomplete");
+    const checks = run.summary.stages.find((s) => s.name === "post-deploy-checks")!.resources;
+    assert.deepEqual(checks.map((r) => [r.name, r.status]).sort(), [["post-deploy-checks-performance", "ok"], ["post-deploy-checks-smoke", "not-run"]]);
     assert.equal(st["maintenance-off"], "not-run");
     assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)));
   });

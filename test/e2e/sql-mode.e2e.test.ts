@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as path from "path";
 import { plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { APP_DIR } from "../support/pgCluster";
-import { DEV_STAGE_ORDER, E2eEnv, assertIdTypes, assertNoSecrets, content, dataPicture, rehearse, setUp, tearDown } from "./harness";
+import { DEV_STAGE_ORDER, E2eEnv, assertIdTypes, assertNoSecrets, content, dataPicture, rehearse, setUp, stageStatus, tearDown } from "./harness";
 
 describe("e2e: migrationMode=sql", function () {
   this.timeout(300_000);
@@ -24,7 +24,7 @@ describe("e2e: migrationMode=sql", function () {
       { migrationMode: "sql", sqlDir: "app/migrations/sql" });
     assert.equal(run.code, 0, run.output);
     assertNoSecrets(run, e);
-    assert.deepEqual(run.summary.stages.map((s) => [s.name, s.status]), DEV_STAGE_ORDER.map((name) => [name, "ok"]));
+    assert.deepEqual(stageStatus(run), Object.fromEntries(DEV_STAGE_ORDER.map((n) => [n, "ok"])));
     assert.match(run.output, /up: \S*psql .*--single-transaction -f 001_uuid_schema_migration\.up\.sql/);
 
     const after = await dataPicture(e.pg, e.db.name);

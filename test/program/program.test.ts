@@ -285,7 +285,7 @@ describe("program", function () {
       ["app-release-restart", ["validation-validate"]],
       ["app-release-health-gate", ["app-release-restart"]],
       ["post-deploy-checks-smoke", ["app-release-health-gate"]],
-      ["post-deploy-checks-performance", ["app-release-health-gate"]],
+      ["post-deploy-checks-performance", ["validation-validate"]],
       ["maintenance-off-maintenance", ["post-deploy-checks-smoke", "post-deploy-checks-performance"]],
       ["notify-success", ["maintenance-off-maintenance", "validation-validate"]],
       // The monitoring role's grants never queue behind the migration's locks.
@@ -301,6 +301,9 @@ describe("program", function () {
           const deps = byName(run, stage).dependencies;
           for (const b of before) assert.ok(deps.includes(byName(run, b).urn), `${stage} must depend on ${b}`);
         }
+        // The performance checks need only the database: they must not wait for the app's restart.
+        const performance = byName(run, "post-deploy-checks-performance").dependencies;
+        for (const release of ["app-release-restart", "app-release-health-gate"]) assert.ok(!performance.includes(byName(run, release).urn), `performance must not wait for ${release}`);
       });
     }
 

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { HttpUnreachable, request } from "../../hooks/lib/http";
+
+/** A loopback server answering with `handler`; its URL and the requests it saw. */
+async function serve(handler: http.RequestListener): Promise<{ url: string; seen: http.IncomingMessage[]; close: () => Promise<void> }> {
+  const seen: http.IncomingMessage[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req);
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, seen, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
+}
+
+describe("hooks/lib/http request", () => {
+  it("sends the JSON body and the headers, and parses the JSON answer", async () => {
+    let received = "";
+    const s = await serve((req, res) => {
+      req.on("data", (c: Buffer) => (received += c.toString()));
+      req.on("end", () => res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ echoed: JSON.parse(received) })));
+    });
+    try {
+      const res = await request(s.url, "/x", { method: "POST", json: { name: "é" }, bearer: "b-1", adminToken: "adm-1" });
+      assert.deepEqual(res, { status: 201, body: { echoed: { name: "é" } } });
+      assert.equal(s.seen[0].headers.authorization, "Bearer b-1");
+      assert.equal(s.seen[0].headers["x-admin-token"], "adm-1");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("gives up after its timeout on a server that never answers, naming the time", async () => {
+    const s = await serve(() => undefined);
+    try {
+      const started = Date.now();
+      await assert.rejects(request(s.url, "/slow", { timeoutMs: 300 }), (err: Error) =>
+        err instanceof HttpUnreachable && /GET http:\/\/127\.0\.0\.1:\d+\/slow: no answer within 300 ms/.test(err.message));
+      assert.ok(Date.now() - started < 5_000);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("does not follow a redirect (the admin token must not travel to another origin)", async () => {
+    const other = await serve((_req, res) => res.end("{}"));
+    const s = await serve((_req, res) => res.writeHead(307, { location: `${other.url}/steal` }).end());
+    try {
+      const res = await request(s.url, "/admin/maintenance/enable", { method: "POST", adminToken: "adm-secret" });
+      assert.equal(res.status, 307);
+      assert.equal(other.seen.length, 0);
+    } finally {
+      await s.close();
+      await other.close();
+    }
+  });
+
+  it("retries a GET after a 5xx, never a POST", async () => {
+    let calls = 0;
+    const s = await serve((_req, res) => res.writeHead(++calls === 1 ? 503 : 200).end(JSON.stringify({ calls })));
+    try {
+      assert.deepEqual(await request(s.url, "/status", { retries: 2, retryDelayMs: 10 }), { status: 200, body: { calls: 2 } });
+      calls = 0;
+      assert.equal((await request(s.url, "/change", { method: "POST", retries: 2, retryDelayMs: 10 })).status, 503);
+      assert.equal(calls, 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("reports a refused connection by its code", async () => {
+    const s = await serve(() => undefined);
+    await s.close();
+    await assert.rejects(request(s.url, "/health", { timeoutMs: 2_000 }), /ECONNREFUSED/);
+  });
+});
