@@ -1,6 +1,6 @@
 // The guide's "Restart Application Services" and "Verify application startup": the
-// configured restart (local scripts, or a command on the app host over SSH), then a health gate
-// that polls until the app is healthy or the timeout passes.
+// configured restart (local scripts, or a command on the app host over SSH), then the health gate
+// that polls until the app is healthy or the timeout passes, both in one step.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
 import { hookCommand } from "../hookCommand";
@@ -18,22 +18,17 @@ export class AppRelease extends pulumi.ComponentResource {
     const app = args.config.app;
     // Local: the app's scripts start it with the same settings the hooks get (secrets in the
     // environment only). SSH: the app host keeps its own settings; no secret travels there.
-    const restart = hookCommand(`${name}-restart`, {
+    // The step then waits for /health itself (the health gate), in the same process.
+    const { result } = hookCommand<{ health: { healthy: boolean; attempts: number; elapsedMs: number } }>(`${name}-restart`, {
       config: args.config,
       step: "restart",
-      env: app.restartSshHost ? ["restart"] : ["restart", "database", "app"],
+      args: ["--health-timeout-seconds", String(app.healthGateTimeoutSeconds), "--health-interval-seconds", String(app.healthGateIntervalSeconds)],
+      env: app.restartSshHost ? ["restart", "app"] : ["restart", "database", "app"],
       secrets: app.restartSshHost ? [] : ["databasePassword", "adminToken"],
       backupSha256: args.backupSha256,
-    }, { parent: this, dependsOn: opts?.dependsOn }).command;
-
-    const { result } = hookCommand<{ healthy: boolean; attempts: number; elapsedMs: number }>(`${name}-health-gate`, {
-      config: args.config,
-      step: "health-gate",
-      args: ["--timeout-seconds", String(app.healthGateTimeoutSeconds), "--interval-seconds", String(app.healthGateIntervalSeconds)],
-      env: ["app"],
-      backupSha256: args.backupSha256,
-    }, { parent: this, dependsOn: [restart] });
-    this.healthy = result.healthy;
+    }, { parent: this, dependsOn: opts?.dependsOn });
+    // A boolean holds no secret; the output is secret only because the step got them.
+    this.healthy = pulumi.unsecret(result.health.healthy);
     this.registerOutputs({ healthy: this.healthy });
   }
 }

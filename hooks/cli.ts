@@ -38,7 +38,7 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
   report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
   restore: { module: "./steps/restore", usage: "--uri URI [--force] [--lock-wait-seconds N]  restore a backup into the target database" },
-  restart: { module: "./steps/restart", usage: "[--timeout-seconds N]  the app's restart: VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set" },
+  restart: { module: "./steps/restart", usage: "[--timeout-seconds N] [--health-timeout-seconds N]  the app's restart (VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set), then its health gate" },
   notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
   "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
 };

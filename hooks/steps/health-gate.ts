@@ -1,28 +1,28 @@
 // `health-gate`: after a release, wait until /health answers 200 {"status":"ok"} or a deadline.
+// The deployment runs it inside the restart step (`restart --health-timeout-seconds N`: one process
+// fewer in the window); on its own it is for checking an app by hand.
 import { parseFlags } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
 import { progress } from "../lib/progress";
 
-function positiveSeconds(value: string | undefined, flag: string, fallback: number): number {
+export function positiveSeconds(step: string, value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`health-gate: ${flag} must be a positive number of seconds, not "${value}"`, `pass ${flag} 60`);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${step}: ${flag} must be a positive number of seconds, not "${value}"`, `pass ${flag} 60`);
   return n;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("health-gate", args, {
-    "timeout-seconds": { type: "string" },
-    "interval-seconds": { type: "string" },
-  });
-  const timeoutMs = positiveSeconds(values["timeout-seconds"], "--timeout-seconds", 120) * 1000;
-  const intervalMs = positiveSeconds(values["interval-seconds"], "--interval-seconds", 2) * 1000;
-  const base = appUrlFromEnv(env);
-  const log = progress("health-gate");
+export interface Health {
+  healthy: true;
+  attempts: number;
+  elapsedMs: number;
+}
 
+/** Polls `base`/health every `intervalMs` until it is healthy; a StepError after `timeoutMs`. */
+export async function waitHealthy(base: string, timeoutMs: number, intervalMs: number, log: (m: string) => void): Promise<Health> {
   const started = Date.now();
   let attempts = 0;
   let last = "";
@@ -50,4 +50,14 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
   throw new StepError(`the app was not healthy within ${timeoutMs / 1000}s (${attempts} attempts); last answer: ${last}`,
     "read the app's log (VIBES_RUN_DIR, default app/.run), fix the cause, restart it and re-run health-gate",
     { details: { healthy: false, attempts, elapsedMs: Date.now() - started } });
+}
+
+export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const { values } = parseFlags("health-gate", args, {
+    "timeout-seconds": { type: "string" },
+    "interval-seconds": { type: "string" },
+  });
+  const timeoutMs = positiveSeconds("health-gate", values["timeout-seconds"], "--timeout-seconds", 120) * 1000;
+  const intervalMs = positiveSeconds("health-gate", values["interval-seconds"], "--interval-seconds", 2) * 1000;
+  return { ...(await waitHealthy(appUrlFromEnv(env), timeoutMs, intervalMs, progress("health-gate"))) };
 }

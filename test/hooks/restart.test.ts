@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FakeApp } from "../support/fakeApp";
 import { assertSecretAbsent, runHooks } from "../support/hooks";
 
 const PASSWORD = "pw-Restart-5e1f";
@@ -74,6 +75,48 @@ describe("restart", () => {
     assert.match(slow.json.error, /timed out after 0.5s/);
     const unset = await runHooks("restart", [], {});
     assert.match(unset.json.error, /VIBES_RESTART_COMMAND is not set/);
+  });
+
+  describe("with the health gate (--health-timeout-seconds)", () => {
+    let app: FakeApp;
+    beforeEach(async () => (app = await FakeApp.start()));
+    afterEach(() => app.close());
+
+    it("restarts, then waits in the same process until /health answers ok", async () => {
+      const marker = join(dir, "ran");
+      app.unhealthyForCalls = 2;
+      const res = await runHooks("restart", ["--health-timeout-seconds", "10", "--health-interval-seconds", "0.05"],
+        { VIBES_RESTART_COMMAND: `touch ${marker}`, VIBES_APP_URL: app.url });
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(existsSync(marker), true);
+      const health = (res.json as { health: { healthy: boolean; attempts: number } }).health;
+      assert.deepEqual([health.healthy, health.attempts], [true, 3]);
+      assert.equal(app.requests.filter((r) => r.path === "/health").length, 3);
+    });
+
+    it("an app that stays unhealthy fails the step after the timeout, saying the app was restarted and what to do", async () => {
+      app.healthy = false;
+      const res = await runHooks("restart", ["--health-timeout-seconds", "0.5", "--health-interval-seconds", "0.1"],
+        { VIBES_RESTART_COMMAND: "true", VIBES_APP_URL: app.url });
+      assert.equal(res.code, 1);
+      const json = res.json as { error: string; next: string; where: string; health: { healthy: boolean } };
+      assert.match(json.error, /the app was not healthy within 0.5s \(\d+ attempts\); last answer: HTTP 503/);
+      assert.match(json.next, /restarted but not healthy: read the app's log.*maintenance mode stays on/);
+      assert.equal(json.where, "local");
+      assert.equal(json.health.healthy, false);
+    });
+
+    it("a gate that cannot run is refused before the restart runs", async () => {
+      const marker = join(dir, "ran");
+      const noUrl = await runHooks("restart", ["--health-timeout-seconds", "5"], { VIBES_RESTART_COMMAND: `touch ${marker}` });
+      assert.match(noUrl.json.error, /VIBES_APP_URL is not set/);
+      const badTimeout = await runHooks("restart", ["--health-timeout-seconds", "0"], { VIBES_RESTART_COMMAND: `touch ${marker}`, VIBES_APP_URL: app.url });
+      assert.equal(badTimeout.code, 2);
+      assert.match(badTimeout.json.error, /--health-timeout-seconds must be a positive number of seconds, not "0"/);
+      const intervalAlone = await runHooks("restart", ["--health-interval-seconds", "1"], { VIBES_RESTART_COMMAND: `touch ${marker}`, VIBES_APP_URL: app.url });
+      assert.match(intervalAlone.json.error, /--health-interval-seconds needs --health-timeout-seconds/);
+      assert.equal(existsSync(marker), false, "the restart ran");
+    });
   });
 
   it("refuses outside the maintenance window before running anything; inside, or with an override, it runs", async () => {

@@ -105,7 +105,7 @@ function hookStdout(create: string, env: Record<string, string>): string {
       backup: { uri: flag("--manifest").replace(/\.manifest\.json$/, ""), manifestUri: flag("--manifest"), sha256: "ab".repeat(32), bytes: 4096, revision: "0000_initial", retaken: false },
     },
     validate: { checks: [{ name: "ids are uuid", ok: true, detail: "" }], summary: "12/12 checks passed", idType: "uuid" },
-    "health-gate": { healthy: true, attempts: 1, elapsedMs: 5 },
+    restart: { where: "local", elapsedMs: 700, health: { healthy: true, attempts: 1, elapsedMs: 5 } },
     smoke: { checks: [] },
     "window-check": { inside: true, overridden: false, nextOpening: null, closesAt: null, message: "inside" },
     notify: { event: words[2], sent: [], failed: [] },

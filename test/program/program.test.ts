@@ -164,14 +164,13 @@ describe("program", function () {
         const steps = commands.map((c) => String(c.inputs.create).split(" ").slice(0, 3).join(" "));
         assert.deepEqual(steps.filter((s) => s.startsWith("bin/vibes-hooks")).sort(), [
           "bin/vibes-hooks backup --label",
-          "bin/vibes-hooks health-gate --timeout-seconds",
           "bin/vibes-hooks maintenance off",
           "bin/vibes-hooks maintenance on",
           "bin/vibes-hooks migrate --to",
           "bin/vibes-hooks notify start",
           "bin/vibes-hooks notify success",
           "bin/vibes-hooks preflight --expect-revision",
-          "bin/vibes-hooks restart",
+          "bin/vibes-hooks restart --health-timeout-seconds",
           "bin/vibes-hooks smoke --expect-id-type",
           "bin/vibes-hooks validate performance",
           "bin/vibes-hooks validate schema",
@@ -250,8 +249,10 @@ describe("program", function () {
       assert.equal(devBackup.VIBES_BACKUP_DIR, ".dev/backups");
       assert.equal(devBackup.AWS_REGION, undefined);
       assert.equal(env(byName(run, "maintenance-on-maintenance")).VIBES_APP_URL, "https://vibes-test.internal.example");
-      assert.equal(byName(run, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 120 --interval-seconds 2");
-      assert.equal(byName(runs.dev, "app-release-health-gate").inputs.create, "bin/vibes-hooks health-gate --timeout-seconds 60 --interval-seconds 2");
+      // The restart step waits for /health itself: one process fewer inside the window.
+      assert.equal(byName(run, "app-release-restart").inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 120 --health-interval-seconds 2");
+      assert.equal(byName(runs.dev, "app-release-restart").inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 60 --health-interval-seconds 2");
+      assert.equal(env(byName(run, "app-release-restart")).VIBES_APP_URL, "https://vibes-test.internal.example");
       assert.equal(byName(run, "preflight-preflight").inputs.create,
         "bin/vibes-hooks preflight --expect-revision 0000_initial --expect-revision 001_uuid_schema_migration --min-free-ratio 1.5 --storage-bytes 107374182400 --target 001_uuid_schema_migration");
       // RDS's allocated storage (100 GiB here) lets preflight estimate free space; dev measures its disk.
@@ -260,12 +261,13 @@ describe("program", function () {
 
     it("restarts over SSH on AWS stacks (host and command in the environment) and locally on dev", () => {
       const remote = byName(runs.prod, "app-release-restart");
-      assert.equal(remote.inputs.create, "bin/vibes-hooks restart");
+      assert.equal(remote.inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 300 --health-interval-seconds 2");
+      assert.equal(env(remote).VIBES_APP_URL, "https://vibes.example", "the health gate polls the app from here");
       assert.equal(env(remote).VIBES_RESTART_HOST, "deploy@vibes-prod-app.internal.example");
       assert.equal(env(remote).VIBES_RESTART_COMMAND, "sudo systemctl restart vibes");
       assert.deepEqual(secretPaths(remote.wire), ["environment.VIBES_DEPLOYMENT_DIGEST"], "the remote restart gets no secrets");
       const localRestart = byName(runs.dev, "app-release-restart");
-      assert.equal(localRestart.inputs.create, "bin/vibes-hooks restart");
+      assert.equal(localRestart.inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 60 --health-interval-seconds 2");
       assert.equal(env(localRestart).VIBES_RESTART_COMMAND, "scripts/dev-env.sh restart-app");
       assert.equal(env(localRestart).VIBES_RESTART_HOST, undefined);
     });
@@ -283,8 +285,7 @@ describe("program", function () {
       ["migration-migrate", ["maintenance-on-maintenance", "backup-verify-restore"]],
       ["validation-validate", ["migration-migrate"]],
       ["app-release-restart", ["validation-validate"]],
-      ["app-release-health-gate", ["app-release-restart"]],
-      ["post-deploy-checks-smoke", ["app-release-health-gate"]],
+      ["post-deploy-checks-smoke", ["app-release-restart"]],
       ["post-deploy-checks-performance", ["validation-validate"]],
       ["maintenance-off-maintenance", ["post-deploy-checks-smoke", "post-deploy-checks-performance"]],
       ["notify-success", ["maintenance-off-maintenance", "validation-validate"]],
@@ -303,13 +304,13 @@ describe("program", function () {
         }
         // The performance checks need only the database: they must not wait for the app's restart.
         const performance = byName(run, "post-deploy-checks-performance").dependencies;
-        for (const release of ["app-release-restart", "app-release-health-gate"]) assert.ok(!performance.includes(byName(run, release).urn), `performance must not wait for ${release}`);
+        assert.ok(!performance.includes(byName(run, "app-release-restart").urn), "performance must not wait for the app's release");
       });
     }
 
     it("the verified backup's checksum reaches every stage after it, so a new backup re-runs them", () => {
       const sha = runs.test.resolved.backupSha256;
-      for (const name of ["maintenance-on-maintenance", "migration-migrate", "validation-validate", "app-release-restart", "app-release-health-gate",
+      for (const name of ["maintenance-on-maintenance", "migration-migrate", "validation-validate", "app-release-restart",
         "post-deploy-checks-smoke", "post-deploy-checks-performance", "maintenance-off-maintenance"]) {
         assert.equal(env(byName(runs.test, name)).VIBES_BACKUP_SHA256, sha, name);
       }
@@ -326,7 +327,7 @@ describe("program", function () {
 
     // Every command of prod's deployment chain, in no particular order.
     const CHAIN = [
-      "app-release-health-gate", "app-release-restart", "backup-dump", "backup-verify-restore",
+      "app-release-restart", "backup-dump", "backup-verify-restore",
       "gates-notify-start", "gates-window-check",
       "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
       "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight", "validation-validate",
@@ -393,7 +394,6 @@ describe("program", function () {
         "migration-migrate": ["environment.VIBES_DB_PASSWORD"],
         "validation-validate": ["environment.VIBES_DB_PASSWORD"],
         "app-release-restart": ["environment.VIBES_ADMIN_TOKEN", "environment.VIBES_DB_PASSWORD"],
-        "app-release-health-gate": [],
         "post-deploy-checks-smoke": ["environment.VIBES_ADMIN_TOKEN"],
         "post-deploy-checks-performance": ["environment.VIBES_DB_PASSWORD"],
         "maintenance-off-maintenance": ["environment.VIBES_ADMIN_TOKEN"],
