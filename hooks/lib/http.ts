@@ -2,7 +2,6 @@
 // retried, and the admin token travels only in the X-Admin-Token header (never in URLs, logs
 // or error messages).
 import * as http from "node:http";
-import * as https from "node:https";
 import { StepError } from "./errors";
 
 export interface HttpResponse {
@@ -24,7 +23,12 @@ export interface RequestOptions {
 }
 
 /** A request that got no HTTP answer (refused, timed out, reset). */
-export class HttpUnreachable extends Error {}
+export class HttpUnreachable extends Error {
+  /** Why, without the URL (a webhook's URL is itself a secret). */
+  constructor(message: string, readonly reason: string) {
+    super(message);
+  }
+}
 
 /** VIBES_APP_URL, checked, without a trailing slash. */
 export function appUrlFromEnv(env: NodeJS.ProcessEnv): string {
@@ -61,8 +65,9 @@ class HttpTimeout extends Error {}
 
 /** One exchange with node:http(s): fetch would load undici, ~35 ms of every step's start-up.
  * Redirects are not followed (one could carry the admin token header to another origin). */
-function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
-  const transport = url.protocol === "https:" ? https : http;
+async function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+  // node:https (with tls) costs ~9 ms to load: only for an https URL.
+  const transport = url.protocol === "https:" ? await import("node:https") : http;
   return new Promise((resolve, reject) => {
     const req = transport.request(url, { method, headers: body === undefined ? headers : { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
       const chunks: Buffer[] = [];
@@ -93,28 +98,29 @@ export async function request(baseUrl: string, path: string, options: RequestOpt
   if (options.bearer) headers.authorization = `Bearer ${options.bearer}`;
   if (options.adminToken) headers["x-admin-token"] = options.adminToken;
   const url = baseUrl + path;
+  const body = options.json === undefined ? undefined : JSON.stringify(options.json);
 
   let lastFailure = "";
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (attempt > 1) await sleep(options.retryDelayMs ?? 500);
     let response: { status: number; text: string };
     try {
-      response = await exchange(new URL(url), method, headers, options.json === undefined ? undefined : JSON.stringify(options.json), timeoutMs);
+      response = await exchange(new URL(url), method, headers, body, timeoutMs);
     } catch (error) {
       lastFailure = describeFailure(error);
       continue;
     }
-    let body: unknown = null;
+    let parsed: unknown = null;
     try {
-      body = response.text ? JSON.parse(response.text) : null;
+      parsed = response.text ? JSON.parse(response.text) : null;
     } catch {
-      body = null;
+      parsed = null;
     }
     if (response.status >= 500 && attempt < attempts) {
       lastFailure = `HTTP ${response.status}`;
       continue;
     }
-    return { status: response.status, body };
+    return { status: response.status, body: parsed };
   }
-  throw new HttpUnreachable(`${method} ${url}: ${lastFailure}`);
+  throw new HttpUnreachable(`${method} ${url}: ${lastFailure}`, lastFailure);
 }

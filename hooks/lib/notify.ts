@@ -81,14 +81,16 @@ async function publishSns(n: Notification, topicArn: string, env: NodeJS.Process
 }
 
 async function postWebhook(n: Notification, url: string, timeoutMs: number): Promise<void> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(n),
-    signal: AbortSignal.timeout(timeoutMs),
-    redirect: "manual",
-  });
-  await response.arrayBuffer();
+  // Loaded only when a webhook is set: every step imports this module at start-up.
+  const { HttpUnreachable, request } = await import("./http");
+  let response;
+  try {
+    response = await request(url, "", { method: "POST", json: n, timeoutMs });
+  } catch (err) {
+    // Not the request's own message: it names the URL, which carries the webhook's token.
+    if (err instanceof HttpUnreachable) throw new Error(`webhook unreachable: ${err.reason}`);
+    throw err;
+  }
   if (response.status < 200 || response.status >= 300) throw new Error(`webhook answered HTTP ${response.status}`);
 }
 

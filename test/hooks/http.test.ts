@@ -70,6 +70,17 @@ describe("hooks/lib/http request", () => {
     }
   });
 
+  it("speaks TLS to an https URL (a plain-HTTP server fails the handshake)", async () => {
+    const s = await serve((_req, res) => res.end("{}"));
+    try {
+      await assert.rejects(request(s.url.replace("http:", "https:"), "/health", { timeoutMs: 2_000 }), (err: Error) =>
+        err instanceof HttpUnreachable && /EPROTO|SSL|TLS|wrong version/i.test(err.reason));
+      assert.equal(s.seen.length, 0, "a plain HTTP request reached the server");
+    } finally {
+      await s.close();
+    }
+  });
+
   it("reports a refused connection by its code", async () => {
     const s = await serve(() => undefined);
     await s.close();
