@@ -15,7 +15,6 @@
  *   proof     on the last run's migrated database: the schema proof alone against the data proof (schema and
  *             data in one snapshot), and the row localisation after one changed journal title.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { connect, connectionFromEnv } from "../hooks/lib/connection";
 import { locateDifferingRows } from "../hooks/lib/locate";
@@ -72,8 +71,7 @@ async function main(): Promise<void> {
     const shape = { users: Math.max(1, Math.round(journals / 10)), journalsPerUser: 10, tags: 50, seed: 1 };
     log(`${journals} journals: generating (once; copies follow)`);
     const runs: ChainRun[] = [];
-    let rows = 0;
-    let proofs: { schemaMs: number; dataMs: number; locatedMs: number; found?: { onlyInBackup: unknown[]; onlyNow: unknown[] } } | undefined;
+    let proofs: Awaited<ReturnType<typeof measureProofs>> | undefined;
     // Bare and chain interleaved, so that the machine's drift weighs on both alike.
     for (let i = 1; i <= RUNS; i++) {
       const bareDb = await pg.createVibesDatabase(shape);
@@ -100,8 +98,6 @@ async function main(): Promise<void> {
           phases: migratePhases(run.output),
         });
         if (i < RUNS) continue;
-        rows = Object.values(JSON.parse(readFileSync(new URL(String(run.summary.outputs!.backupManifestUri)), "utf8")).tables as Record<string, { rows: number }>)
-          .reduce((a, t) => a + t.rows, 0);
         proofs = await measureProofs(e, String(run.summary.outputs!.backupManifestUri));
       } finally {
         await tearDown(e);
@@ -112,7 +108,7 @@ async function main(): Promise<void> {
     const restartMs = m((r) => r.restartMs);
     const windowMs = m((r) => r.windowMs);
     const ratio = windowMs / (bareMs + restartMs);
-    out(`${journals} journals (${rows} rows in the covered tables), median of ${runs.length} run(s)`);
+    out(`${journals} journals (${proofs!.rows} rows in the covered tables), median of ${runs.length} run(s)`);
     out(`  bare: alembic upgrade ${secs(bareMs)}   app restart ${secs(restartMs)}   sum ${secs(bareMs + restartMs)}`);
     out("  chain, per stage:");
     runs[0].stages.forEach((st, si) => {
@@ -132,7 +128,8 @@ async function main(): Promise<void> {
   console.log(lines.join("\n"));
 }
 
-/** The proofs on the migrated database, against the backup the chain relied on. */
+/** The proofs on the migrated database, against the backup the chain relied on (its manifest's
+ * row count too). */
 async function measureProofs(e: Awaited<ReturnType<typeof setUp>>, manifestUri: string) {
   const manifest = await loadManifest(manifestUri, e.runnerEnv);
   const client = await connect(connectionFromEnv(e.db.env));
@@ -143,7 +140,13 @@ async function measureProofs(e: Awaited<ReturnType<typeof setUp>>, manifestUri: 
     await client.query("UPDATE journals SET title = title || ' (edited)' WHERE id = (SELECT id FROM journals ORDER BY created_at DESC LIMIT 1)");
     const failed = (await prove(client, manifest, opts)).checks.filter((c) => !c.ok);
     const located = await timedMs(() => locateDifferingRows(client, connectionFromEnv(e.db.env), manifest, failed, e.runnerEnv, () => undefined));
-    return { schemaMs: schemaOnly.ms, dataMs: withData.ms, locatedMs: located.ms, found: located.value?.find((d) => d.table === "journals") };
+    return {
+      rows: Object.values(manifest.tables).reduce((a, t) => a + t.rows, 0),
+      schemaMs: schemaOnly.ms,
+      dataMs: withData.ms,
+      locatedMs: located.ms,
+      found: located.value?.find((d) => d.table === "journals"),
+    };
   } finally {
     await client.end();
   }

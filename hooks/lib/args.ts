@@ -16,6 +16,14 @@ export function parseFlags<O extends Options>(step: string, args: string[], opti
   }
 }
 
+/** A flag giving a positive number of seconds (fractions allowed); `fallback` when absent. */
+export function positiveSeconds(step: string, value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${step}: ${flag} must be a positive number of seconds, not "${value}"`, `pass ${flag} ${fallback}`);
+  return n;
+}
+
 /** A flag that must be present. */
 export function requireFlag(step: string, value: string | undefined, flag: string, example: string): string {
   if (!value) throw new UsageError(`${step}: ${flag} is required`, `pass ${flag} ${example}`);

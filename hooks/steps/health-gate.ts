@@ -1,17 +1,10 @@
 // `health-gate`: after a release, wait until /health answers 200 {"status":"ok"} or a deadline.
 // The deployment runs it inside the restart step (`restart --health-timeout-seconds N`: one process
 // fewer in the window); on its own it is for checking an app by hand.
-import { parseFlags } from "../lib/args";
-import { StepError, UsageError } from "../lib/errors";
+import { parseFlags, positiveSeconds } from "../lib/args";
+import { StepError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
 import { progress } from "../lib/progress";
-
-export function positiveSeconds(step: string, value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${step}: ${flag} must be a positive number of seconds, not "${value}"`, `pass ${flag} 60`);
-  return n;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -4,24 +4,23 @@
 // it then waits for the app's /health (VIBES_APP_URL) as `health-gate` does, in the same process:
 // the guide's "Verify application startup", one step start fewer inside the maintenance window.
 // As a hook step it gets what every step gets: the maintenance-window guard and a failure notification.
-import { parseFlags } from "../lib/args";
+import { parseFlags, positiveSeconds } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv } from "../lib/http";
 import { progress } from "../lib/progress";
 import { isSecretName } from "../lib/redact";
 import { runChild, runShell, stderrSummary } from "../lib/run";
-import { positiveSeconds, waitHealthy } from "./health-gate";
+import { waitHealthy } from "./health-gate";
 
 const HOST = /^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+$/;
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const { values } = parseFlags("restart", args, {
-    "timeout-seconds": { type: "string", default: "300" },
+    "timeout-seconds": { type: "string" },
     "health-timeout-seconds": { type: "string" },
     "health-interval-seconds": { type: "string" },
   });
-  const timeoutSeconds = Number(values["timeout-seconds"]);
-  if (!(timeoutSeconds > 0)) throw new UsageError(`restart: --timeout-seconds "${values["timeout-seconds"]}" is not a positive number`, "pass --timeout-seconds 300");
+  const timeoutSeconds = positiveSeconds("restart", values["timeout-seconds"], "--timeout-seconds", 300);
   if (values["health-interval-seconds"] !== undefined && values["health-timeout-seconds"] === undefined) {
     throw new UsageError("restart: --health-interval-seconds needs --health-timeout-seconds", "pass --health-timeout-seconds 120 to wait for /health after the restart");
   }
