@@ -126,6 +126,28 @@ describe("manifest fingerprints", function () {
     assert.notEqual(orphaned.tables.links.relationshipFingerprint, before.tables.links.relationshipFingerprint);
   });
 
+  it("follows a parent whose key column is named like the identity the pass computes for it", async () => {
+    // The parent's subquery names its computed identity "identity", unless a column has that name.
+    await pg.query(db.name, `
+      SET ROLE vibes;
+      CREATE TABLE shelves ("identity" int PRIMARY KEY, "_identity" text);
+      CREATE TABLE books (id serial PRIMARY KEY, shelf int REFERENCES shelves("identity"), title text);
+      INSERT INTO shelves VALUES (1, 'oak'), (2, 'pine');
+      INSERT INTO books (shelf, title) VALUES (1, 'a'), (2, 'b');
+    `);
+    const shelved = (reference?: DatabaseState) => captureState(client, ["shelves", "books"], { reference });
+    const before = await shelved();
+    await client.query("BEGIN");
+    try {
+      await client.query(`UPDATE shelves SET "_identity" = 'elm' WHERE "identity" = 1`);
+      const renamed = await shelved(before);
+      assert.equal(renamed.tables.books.contentFingerprint, before.tables.books.contentFingerprint);
+      assert.notEqual(renamed.tables.books.relationshipFingerprint, before.tables.books.relationshipFingerprint, "the book's shelf changed");
+    } finally {
+      await client.query("ROLLBACK");
+    }
+  });
+
   it("a key column the reference follows but the database lacks is reported, not an SQL error", async () => {
     const before = await capture();
     const renamed = await withChange("ALTER TABLE notes RENAME COLUMN person_id TO owner_id", before);
