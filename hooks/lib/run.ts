@@ -7,6 +7,8 @@ export interface RunOptions {
   cwd?: string;
   /** Kill the child (SIGTERM, then SIGKILL after 5 s) when it runs longer. */
   timeoutMs?: number;
+  /** The timeout counts from when this resolves, not from the start (a child started ahead). */
+  timeoutFrom?: Promise<void>;
   stdin?: string | Readable;
   /** Where the child's stdout goes; when omitted it is captured and returned. */
   stdout?: Writable;
@@ -101,16 +103,23 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     const abort = () => kill("SIGKILL");
     opts.signal?.addEventListener("abort", abort, { once: true });
     let killTimer: NodeJS.Timeout | undefined;
-    const timer = opts.timeoutMs
-      ? setTimeout(() => {
-          timedOut = true;
-          kill("SIGTERM");
-          killTimer = setTimeout(() => kill("SIGKILL"), 5000);
-        }, opts.timeoutMs)
-      : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    const timeoutMs = opts.timeoutMs;
+    const startTimeout = () => {
+      if (closed || timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        timedOut = true;
+        kill("SIGTERM");
+        killTimer = setTimeout(() => kill("SIGKILL"), 5000);
+      }, timeoutMs);
+    };
+    if (opts.timeoutFrom) void opts.timeoutFrom.then(startTimeout);
+    else startTimeout();
     // At exit, not close (which waits for the pipes): an exited child is not "running" any more.
     child.on("exit", () => child.pid !== undefined && runningGroups.delete(child.pid));
     child.on("close", (code, signal) => {
+      closed = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
       opts.signal?.removeEventListener("abort", abort);

@@ -12,7 +12,7 @@ import { locateDifferingRows } from "../lib/locate";
 import { loadManifest, type Check } from "../lib/manifest";
 import { plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
-import { historyProblem, REVISION_RE, sourceFromFlags, type History } from "../lib/migrationSource";
+import { historyProblem, REVISION_RE, sourceFromFlags, type History, type PreparedRun } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { prove, PROOF_FLAGS, proofOptions, type Proof, type ProofOptions } from "../lib/proof";
 import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, writeRecord } from "../lib/revision";
@@ -144,8 +144,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
 
     /** Moves the database from `from` to `rev` ("base": no revision) through the source. A
      * failed command's sessions are ended before anything looks at the database. */
-    async function runStep(direction: "up" | "down", from: string | null, rev: string, what: string): Promise<RunResult> {
-      const res = await source.run(direction, from, rev, runContext(what));
+    async function runStep(direction: "up" | "down", from: string | null, rev: string, what: string, prepared?: PreparedRun): Promise<RunResult> {
+      const res = await (prepared ? prepared.go() : source.run(direction, from, rev, runContext(what)));
       for (const line of res.stderr.split("\n").filter((l) => l.trim())) log(`  ${line}`);
       if (res.code !== 0) {
         // What failed is the command: a session that cannot be ended is reported, not raised.
@@ -252,15 +252,25 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         }
         return { revisionBefore, revisionAfter: to, changed: false, rolledBack: false, restoredFromBackup: false, checks: proof.checks.length, filesSha256: recorded, ...backupFacts() };
       }
-      let down: boolean;
+      // The command starts beside the unchanged check (alembic: Python and its imports, about 0.2 s
+      // of the window) and reaches the database only once the check passed, or the backup was
+      // taken again.
+      let direction: "up" | "down";
+      let prepared: PreparedRun;
       try {
-        down = directionFrom(revisionBefore);
+        direction = directionFrom(revisionBefore) ? "down" : "up";
+        prepared = source.prepare(direction, revisionBefore, to, runContext(direction));
       } catch (err) {
         await unchanged?.catch(() => undefined); // nothing may run on after the step
         throw err;
       }
-      await unchanged;
-      return change(client, down ? "down" : "up", revisionBefore);
+      try {
+        await unchanged;
+      } catch (err) {
+        await prepared.cancel();
+        throw err;
+      }
+      return change(client, direction, revisionBefore, prepared);
     }
 
     /** Whether going from `revisionBefore` to `to` is down; refuses what is no move on the history. */
@@ -313,13 +323,13 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     }
 
     /** Runs the up or down command from `revisionBefore` (the manifest's revision) to `to`, then proves the result. */
-    async function change(client: Client, direction: "up" | "down", revisionBefore: string | null): Promise<Record<string, unknown>> {
+    async function change(client: Client, direction: "up" | "down", revisionBefore: string | null, prepared: PreparedRun): Promise<Record<string, unknown>> {
       let failure: string;
       let failed: Check[] = [];
       // From here on the database may change: any failure, also an error while checking (a lost
       // connection, a timeout), goes through the rollback, which finds out what changed.
       try {
-        const res = await runStep(direction, revisionBefore, to, direction);
+        const res = await runStep(direction, revisionBefore, to, direction, prepared);
         const revisionAfter = await currentRevision(client);
         if (res.code !== 0) {
           failure = `the ${direction} command failed (${res.timedOut ? `timed out after ${migrationTimeout.text}: VIBES_MIGRATION_TIMEOUT` : `exit ${res.code}`}): ${stderrSummary(res.stderr) || "no error output"}`;

@@ -366,6 +366,18 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("migrates nothing when the backup cannot be taken again (alembic, started beside the check, ends unrun)", async () => {
+    const { db, env, manifestUri } = await prepared();
+    await pg.query(db.name, "INSERT INTO tags (name) VALUES ('written late')");
+    const res = await runHooks("migrate", ["--to", TARGET, "--manifest", manifestUri], { ...env, VIBES_BACKUP_DIR: "/dev/null/backups" });
+    assertFailed(res, "migrate", /\/dev\/null\/backups/);
+    assert.match(res.stderr, /taking the backup again inside the maintenance window/);
+    assert.doesNotMatch(res.stderr, / up: /, "the up command never ran");
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
+    await pg.dropDatabase(db.name);
+  });
+
   it("a database migrated by other means has no recorded proof: validate --use-recorded runs the checks", async () => {
     const { db, env, manifestUri } = await prepared();
     await pg.runApp(env, ["-m", "alembic", "upgrade", TARGET], "alembic upgrade");

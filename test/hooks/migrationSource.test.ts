@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { withPassfile } from "../../hooks/lib/childEnv";
+import { connectionFromEnv } from "../../hooks/lib/connection";
 import { StepError } from "../../hooks/lib/errors";
 import { alembicSource, sqlSource, transactionControlIn, type RunContext } from "../../hooks/lib/migrationSource";
-import { APP_DIR } from "../support/pgCluster";
+import { runChild } from "../../hooks/lib/run";
+import { APP_DIR, APP_PYTHON, getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 // Revisions reach the sources from the database (alembic_version) and from manifests, not only
 // from --to: a source refuses what it cannot run, before anything runs.
@@ -23,6 +26,7 @@ describe("migration sources: what they refuse before running anything", () => {
     const source = alembicSource({ python: "/nonexistent/python3", appDir: APP_DIR, versionsDir: join(APP_DIR, "migrations", "versions") });
     refused(() => source.run("down", "001_uuid_schema_migration", "0000_initial; touch /tmp/owned", ctx), /is not a revision id/);
     refused(() => source.run("up", null, "$(id)", ctx), /is not a revision id/);
+    refused(() => source.prepare("up", null, "$(id)", ctx), /is not a revision id/);
   });
 
   it("finds any statement that would end the migration's transaction, and only those", () => {
@@ -50,5 +54,71 @@ describe("migration sources: what they refuse before running anything", () => {
     ]) {
       assert.equal(transactionControlIn(sql), undefined, sql);
     }
+  });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// migrate starts alembic beside its unchanged check: Python loads, but nothing reaches the
+// database before go, and cancel ends it unrun.
+describe("alembic started ahead", function () {
+  this.timeout(60_000);
+  const TARGET = "001_uuid_schema_migration";
+  const APPLICATION = "vibes test alembic ahead";
+  let pg: PgCluster;
+  let db: TestDatabase;
+  const source = alembicSource({ python: APP_PYTHON, appDir: APP_DIR, versionsDir: join(APP_DIR, "migrations", "versions") });
+
+  beforeEach(async () => {
+    pg = await getCluster();
+    db = await pg.createVibesDatabase({ users: 3, journalsPerUser: 2 });
+  });
+  afterEach(async () => pg.dropDatabase(db.name));
+
+  /** `fn` with a run context as migrate's: the password in a passfile, sessions named APPLICATION. */
+  const withContext = (timeoutMs: number, fn: (ctx: RunContext) => Promise<void>) =>
+    withPassfile(connectionFromEnv(db.env), (env) => fn({ env: { ...env, PGAPPNAME: APPLICATION }, timeoutMs, log: () => undefined }), db.env);
+  const revision = async () => (await pg.query(db.name, "SELECT version_num FROM alembic_version"))[0].version_num;
+  const sessions = async () => Number((await pg.query(db.name, `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = '${APPLICATION}'`))[0].n);
+
+  it("does not connect before go, and then migrates as `alembic upgrade` does", () => withContext(30_000, async (ctx) => {
+    const prepared = source.prepare("up", "0000_initial", TARGET, ctx);
+    await sleep(1_500); // Python and alembic have loaded by now
+    assert.equal(await sessions(), 0, "no session before go");
+    assert.equal(await revision(), "0000_initial");
+    const res = await prepared.go();
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /Running upgrade 0000_initial -> 001_uuid_schema_migration/);
+    assert.equal(await revision(), TARGET);
+  }));
+
+  it("ends unrun on cancel, leaving the database as it was", () => withContext(30_000, async (ctx) => {
+    const prepared = source.prepare("up", "0000_initial", TARGET, ctx);
+    await sleep(500);
+    await prepared.cancel(); // resolves once the process has closed
+    assert.equal(await sessions(), 0);
+    assert.equal(await revision(), "0000_initial");
+  }));
+
+  it("counts the migration's timeout from go, not from the start", () => withContext(1_500, async (ctx) => {
+    const prepared = source.prepare("up", "0000_initial", TARGET, ctx);
+    await sleep(2_500);
+    const res = await prepared.go();
+    assert.equal(res.timedOut, false);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(await revision(), TARGET);
+  }));
+});
+
+describe("runChild's timeout", function () {
+  this.timeout(10_000);
+  it("starts when timeoutFrom resolves, and still stops a child that runs longer", async () => {
+    let start: () => void = () => undefined;
+    const later = runChild("sleep", ["1"], { env: { PATH: process.env.PATH }, timeoutMs: 300, timeoutFrom: new Promise<void>((resolve) => (start = resolve)) });
+    await sleep(1_200);
+    start();
+    assert.deepEqual(await later, { code: 0, stdout: "", stderr: "", timedOut: false });
+    const stopped = await runChild("sleep", ["5"], { env: { PATH: process.env.PATH }, timeoutMs: 300, timeoutFrom: Promise.resolve() });
+    assert.equal(stopped.timedOut, true);
   });
 });
