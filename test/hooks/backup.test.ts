@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeTempDirSync } from "../../hooks/lib/tempDirs";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { oldPgDump, oldPgRestore, spyPgDump, truncatingPgDump } from "../support/fakeTools";
@@ -30,7 +31,7 @@ describe("vibes-hooks backup", function () {
   const localEnv = (extra: NodeJS.ProcessEnv = {}) => ({ ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: dir, ...extra });
 
   it("dumps, verifies and writes a manifest that matches the database; the password reaches pg_dump only through a 0600 passfile", async () => {
-    const spy = join(dir, "..", `spy-${Date.now()}`);
+    const spy = join(makeTempDirSync("vibes-spy-"), "pg_dump");
     const res = await runHooks("backup", ["--label", "for-001_uuid_schema_migration"], localEnv({ VIBES_PG_DUMP: spyPgDump(spy) }));
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.json.ok, true);

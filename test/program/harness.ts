@@ -3,12 +3,12 @@
 // test secrets. Every registration is captured as the engine would receive it (dependencies,
 // protect, retainOnDelete, inputs with their secret markers), so tests see what mocks hide.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { makeTempDirSync } from "../../hooks/lib/tempDirs";
 import { acceptErrorHooks } from "../../rehearsal/mocks";
 
 export const ROOT = path.resolve(__dirname, "../..");
@@ -79,7 +79,7 @@ export function stackConfig(stack: string, overrides: Record<string, string | un
 
 /** The dev stack reads its secrets from files that dev-env.sh writes; tests write their own. */
 export function devSecretFiles(): Record<string, string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vibes-dev-secrets-"));
+  const dir = makeTempDirSync("vibes-dev-secrets-"); // removed when the test process exits
   fs.writeFileSync(path.join(dir, "db-password"), `${TEST_SECRETS.databasePassword}\n`, { mode: 0o600 });
   fs.writeFileSync(path.join(dir, "admin-token"), `${TEST_SECRETS.adminToken}\n`, { mode: 0o600 });
   return { databasePasswordFile: path.join(dir, "db-password"), adminTokenFile: path.join(dir, "admin-token") };

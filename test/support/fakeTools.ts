@@ -2,15 +2,16 @@
  * Stand-ins for pg_dump and pg_restore, placed via VIBES_PG_DUMP / VIBES_PG_RESTORE, that simulate
  * failures or record how they were called. Each returns the script's path.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeTempDirSync } from "../../hooks/lib/tempDirs";
 import { PG_BIN } from "./pgCluster";
 
 export const REAL_PG_DUMP = join(PG_BIN, "pg_dump");
 
 function script(body: string, name = "pg_dump"): string {
-  const path = join(mkdtempSync(join(tmpdir(), "vibes-fake-")), name);
+  // Removed when the test process exits.
+  const path = join(makeTempDirSync("vibes-fake-"), name);
   writeFileSync(path, `#!/bin/sh\n${body}\n`);
   chmodSync(path, 0o755);
   return path;
