@@ -13,7 +13,8 @@
  *             refused writes (from its own log: maintenance mode enabled -> disabled), and the steps'
  *             span (maintenance on's start to maintenance off's end: two step start-ups and the
  *             status checks around each switch more);
- *   ratio     median window / (median bare migration + median bare restart), each way; target <= 1.3x;
+ *   ratio     median window / (median bare migration + median bare restart), each way; target <= 1.3x
+ *             both ways;
  *   proof     on the last run's migrated database: the schema proof alone against the data proof (schema and
  *             data in one snapshot), and the row localisation after one changed journal title.
  */
@@ -57,7 +58,8 @@ function migratePhases(output: string): Record<string, number> {
   return { "lock, revision, files": unchanged - start, "unchanged since backup": up - unchanged, "up command": proving - up, "proof + record": done - proving };
 }
 
-/** When the app logged `message` last (its log's asctime: local time, milliseconds), in ms since the epoch. */
+/** When the app logged `message` last (its log's asctime: local time, milliseconds), in ms since
+ * the epoch. Only differences of two such times are used: a time zone of the app's own cancels out. */
 function appLogged(log: string, message: string): number {
   const line = log.split("\n").filter((l) => l.endsWith(` vibes ${message}`)).pop();
   const m = line && /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3}) /.exec(line);
@@ -137,8 +139,10 @@ async function main(): Promise<void> {
     });
     out("  migrate's phases:");
     for (const phase of Object.keys(runs[0].phases)) out(`    ${phase.padEnd(24)} ${secs(m((r) => r.phases[phase]))}`);
-    out(`  window (writes refused, app's log) ${secs(windowMs)}   ratio to bare ${ratio.toFixed(3)}x   target <= ${TARGET}x: ${ratio <= TARGET ? "PASS" : "MISS"}`);
-    out(`  maintenance steps' span            ${secs(stepSpanMs)}   ratio to bare ${(stepSpanMs / (bareMs + restartMs)).toFixed(3)}x`);
+    const spanRatio = stepSpanMs / (bareMs + restartMs);
+    out(`  window (writes refused, app's log) ${secs(windowMs)}   ratio to bare ${ratio.toFixed(3)}x`);
+    out(`  maintenance steps' span            ${secs(stepSpanMs)}   ratio to bare ${spanRatio.toFixed(3)}x`);
+    out(`  target <= ${TARGET}x, both ways: ${Math.max(ratio, spanRatio) <= TARGET ? "PASS" : "MISS"}`);
     if (runs.length > 1) out(`    each run (window / span / bare): ${runs.map((r) => [r.windowMs, r.stepSpanMs, r.bareMs + r.restartMs].map((ms) => (ms / 1000).toFixed(2)).join(" / ")).join(", ")}`);
     out(`  proof: schema alone ${proofs!.schemaMs.toFixed(0)} ms   schema + data ${secs(proofs!.dataMs)}   (${(proofs!.dataMs / bareMs).toFixed(2)}x the bare migration; target <= 0.25x)`);
     out(`  one changed journal located in ${secs(proofs!.locatedMs)} (scratch restore of the backup's data included): ` +

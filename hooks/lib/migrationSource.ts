@@ -76,6 +76,8 @@ if sys.stdin.readline() != "go\\n":
 main(argv=sys.argv[1:], prog="alembic")
 `;
 
+const CANCEL_GRACE_MS = 5_000;
+
 /** Where alembic histories are kept, by the content of what they were read from. */
 const HISTORY_CACHE = join(__dirname, "..", "..", "node_modules", ".cache", "vibes-hooks", "alembic-history");
 
@@ -172,10 +174,12 @@ export function alembicSource(opts: { python: string; appDir: string; versionsDi
       if (opts[direction] !== undefined) return deferred(() => this.run(direction, from, to, ctx));
       const stdin = new PassThrough();
       let going: () => void = () => undefined;
-      // The migration's timeout counts from "go": a backup taken again meanwhile is not its time.
-      const timeoutFrom = new Promise<void>((resolve) => (going = resolve));
+      // The migration's timeout, and the signals the hook passes on, apply from "go": a backup
+      // taken again meanwhile is not its time, and a Ctrl-C before it ends the hook at once.
+      const goes = new Promise<void>((resolve) => (going = resolve));
+      const abandon = new AbortController();
       const args = [direction === "up" ? "upgrade" : "downgrade", to];
-      const result = runChild(opts.python, ["-c", ALEMBIC_AHEAD_PY, ...args], { env: ctx.env, cwd: opts.appDir, timeoutMs: ctx.timeoutMs, timeoutFrom, label: direction, stdin });
+      const result = runChild(opts.python, ["-c", ALEMBIC_AHEAD_PY, ...args], { env: ctx.env, cwd: opts.appDir, timeoutMs: ctx.timeoutMs, goes, label: direction, stdin, signal: abandon.signal });
       result.catch(() => undefined); // awaited by go or cancel
       return {
         go() {
@@ -186,7 +190,10 @@ export function alembicSource(opts: { python: string; appDir: string; versionsDi
         },
         async cancel() {
           stdin.end();
+          // It ends at once when it reads the end of its input; one stuck loading is killed.
+          const stuck = setTimeout(() => abandon.abort(), CANCEL_GRACE_MS);
           await result.catch(() => undefined);
+          clearTimeout(stuck);
         },
       };
     },

@@ -7,8 +7,12 @@ export interface RunOptions {
   cwd?: string;
   /** Kill the child (SIGTERM, then SIGKILL after 5 s) when it runs longer. */
   timeoutMs?: number;
-  /** The timeout counts from when this resolves, not from the start (a child started ahead). */
-  timeoutFrom?: Promise<void>;
+  /**
+   * A child started ahead, waiting to be told to go: the timeout, and the signals the hook passes
+   * on (signalChildren), apply only once this resolves. Before, a signal ends the hook at once, and
+   * the waiting child ends by itself when its stdin closes with the hook.
+   */
+  goes?: Promise<void>;
   stdin?: string | Readable;
   /** Where the child's stdout goes; when omitted it is captured and returned. */
   stdout?: Writable;
@@ -58,7 +62,6 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     // Its own process group, so that a timeout or an abort stops what a shell started too
     // (a surviving grandchild would hold the pipes open and the step would hang).
     const child = spawn(file, args, { env: opts.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], detached: true });
-    if (child.pid !== undefined) runningGroups.add(child.pid);
     const kill = (signal: NodeJS.Signals) => {
       if (child.pid === undefined || !signalGroup(child.pid, signal)) child.kill(signal);
     };
@@ -114,10 +117,19 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
         killTimer = setTimeout(() => kill("SIGKILL"), 5000);
       }, timeoutMs);
     };
-    if (opts.timeoutFrom) void opts.timeoutFrom.then(startTimeout);
-    else startTimeout();
+    let exited = false;
+    const going = () => {
+      if (exited) return;
+      if (child.pid !== undefined) runningGroups.add(child.pid);
+      startTimeout();
+    };
+    if (opts.goes) void opts.goes.then(going);
+    else going();
     // At exit, not close (which waits for the pipes): an exited child is not "running" any more.
-    child.on("exit", () => child.pid !== undefined && runningGroups.delete(child.pid));
+    child.on("exit", () => {
+      exited = true;
+      if (child.pid !== undefined) runningGroups.delete(child.pid);
+    });
     child.on("close", (code, signal) => {
       closed = true;
       clearTimeout(timer);

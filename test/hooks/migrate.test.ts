@@ -430,11 +430,13 @@ describe("migrate", function () {
     await pg.dropDatabase(db.name);
   });
 
-  /** How many processes run with exactly this command line (arguments NUL-terminated, as in /proc). */
-  function processesRunning(cmdline: string): number {
+  /** How many processes run with exactly this command line (arguments NUL-terminated, as in /proc), or one it accepts. */
+  function processesRunning(cmdline: string | ((actual: string) => boolean)): number {
     return readdirSync("/proc").filter((p) => {
       try {
-        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, "utf8") === cmdline;
+        if (!/^\d+$/.test(p)) return false;
+        const actual = readFileSync(`/proc/${p}/cmdline`, "utf8");
+        return typeof cmdline === "string" ? actual === cmdline : cmdline(actual);
       } catch {
         return false; // exited meanwhile
       }
@@ -519,6 +521,33 @@ describe("migrate", function () {
     } finally {
       await holder.end();
     }
+    await pg.dropDatabase(db.name);
+  });
+
+  it("on Ctrl-C during the unchanged check exits at once: alembic, loaded ahead and not yet told to go, ends with it unrun", async () => {
+    const { db, env, migrate } = await prepared();
+    env.TMPDIR = tempDir("vibes-tmp-");
+    const aheadAlembic = (cmdline: string) => cmdline.includes("from alembic.config import main") && cmdline.endsWith("\x00upgrade\x00001_uuid_schema_migration\x00");
+    const holder = await pg.adminClient(db.name);
+    try {
+      // The check's pass over journals waits for this lock.
+      await holder.query("BEGIN; LOCK TABLE journals IN ACCESS EXCLUSIVE MODE");
+      let hook = 0;
+      const running = migrate(TARGET, [], { onSpawn: (pid) => (hook = pid) });
+      await until("the unchanged check waits and alembic is loaded ahead", async () => processesRunning(aheadAlembic) > 0 &&
+        (await pg.query("postgres", "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'vibes-hooks migrate %' AND wait_event_type = 'Lock' AND datname = $1", [db.name])).length > 0);
+      process.kill(hook, "SIGINT");
+      const res = await running;
+      assert.equal(res.code, 130, res.stderr);
+      assert.match(res.stderr, /SIGINT: exiting/);
+      assert.doesNotMatch(res.stderr, /stopping \d+ child process/);
+      await until("the alembic loaded ahead is gone", async () => processesRunning(aheadAlembic) === 0);
+      assert.deepEqual(readdirSync(env.TMPDIR), [], "the passfile is removed");
+    } finally {
+      await holder.end();
+    }
+    assert.equal(await revisionOf(db.name), BEFORE);
+    assert.equal(await idType(db.name), "integer");
     await pg.dropDatabase(db.name);
   });
 

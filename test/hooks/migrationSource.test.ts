@@ -82,9 +82,16 @@ describe("alembic started ahead", function () {
   const sessions = async () => Number((await pg.query(db.name, `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = '${APPLICATION}'`))[0].n);
 
   it("does not connect before go, and then migrates as `alembic upgrade` does", () => withContext(30_000, async (ctx) => {
+    // An alembic that ran early would wait for this lock in a session of its own, not finish unseen.
+    const holder = await pg.adminClient(db.name);
+    await holder.query("BEGIN; LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE");
     const prepared = source.prepare("up", "0000_initial", TARGET, ctx);
-    await sleep(1_500); // Python and alembic have loaded by now
-    assert.equal(await sessions(), 0, "no session before go");
+    try {
+      await sleep(1_500); // Python and alembic have loaded by now
+      assert.equal(await sessions(), 0, "no session before go");
+    } finally {
+      await holder.end();
+    }
     assert.equal(await revision(), "0000_initial");
     const res = await prepared.go();
     assert.equal(res.code, 0, res.stderr);
@@ -100,9 +107,9 @@ describe("alembic started ahead", function () {
     assert.equal(await revision(), "0000_initial");
   }));
 
-  it("counts the migration's timeout from go, not from the start", () => withContext(1_500, async (ctx) => {
+  it("counts the migration's timeout from go, not from the start", () => withContext(4_000, async (ctx) => {
     const prepared = source.prepare("up", "0000_initial", TARGET, ctx);
-    await sleep(2_500);
+    await sleep(5_000);
     const res = await prepared.go();
     assert.equal(res.timedOut, false);
     assert.equal(res.code, 0, res.stderr);
@@ -110,15 +117,15 @@ describe("alembic started ahead", function () {
   }));
 });
 
-describe("runChild's timeout", function () {
+describe("runChild with a child started ahead", function () {
   this.timeout(10_000);
-  it("starts when timeoutFrom resolves, and still stops a child that runs longer", async () => {
+  it("starts the timeout when it goes, and still stops a child that runs longer", async () => {
     let start: () => void = () => undefined;
-    const later = runChild("sleep", ["1"], { env: { PATH: process.env.PATH }, timeoutMs: 300, timeoutFrom: new Promise<void>((resolve) => (start = resolve)) });
+    const later = runChild("sleep", ["1"], { env: { PATH: process.env.PATH }, timeoutMs: 300, goes: new Promise<void>((resolve) => (start = resolve)) });
     await sleep(1_200);
     start();
     assert.deepEqual(await later, { code: 0, stdout: "", stderr: "", timedOut: false });
-    const stopped = await runChild("sleep", ["5"], { env: { PATH: process.env.PATH }, timeoutMs: 300, timeoutFrom: Promise.resolve() });
+    const stopped = await runChild("sleep", ["5"], { env: { PATH: process.env.PATH }, timeoutMs: 300, goes: Promise.resolve() });
     assert.equal(stopped.timedOut, true);
   });
 });
