@@ -1,32 +1,15 @@
 import assert from "node:assert/strict";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import { HttpUnreachable, request } from "../../hooks/lib/http";
-
-/** A loopback server answering with `handler`; its URL and the requests it saw. */
-async function serve(handler: http.RequestListener): Promise<{ url: string; seen: http.IncomingMessage[]; close: () => Promise<void> }> {
-  const seen: http.IncomingMessage[] = [];
-  const server = http.createServer((req, res) => {
-    seen.push(req);
-    handler(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, seen, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
-}
+import { startReceiver as serve } from "../support/receiver";
 
 describe("hooks/lib/http request", () => {
   it("sends the JSON body and the headers, and parses the JSON answer", async () => {
-    let received = "";
-    const s = await serve((req, res) => {
-      req.on("data", (c: Buffer) => (received += c.toString()));
-      req.on("end", () => res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ echoed: JSON.parse(received) })));
-    });
+    const s = await serve((req, res) => res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ echoed: JSON.parse(req.body) })));
     try {
       const res = await request(s.url, "/x", { method: "POST", json: { name: "é" }, bearer: "b-1", adminToken: "adm-1" });
       assert.deepEqual(res, { status: 201, body: { echoed: { name: "é" } } });
-      assert.equal(s.seen[0].headers.authorization, "Bearer b-1");
-      assert.equal(s.seen[0].headers["x-admin-token"], "adm-1");
+      assert.equal(s.got[0].headers.authorization, "Bearer b-1");
+      assert.equal(s.got[0].headers["x-admin-token"], "adm-1");
     } finally {
       await s.close();
     }
@@ -50,7 +33,7 @@ describe("hooks/lib/http request", () => {
     try {
       const res = await request(s.url, "/admin/maintenance/enable", { method: "POST", adminToken: "adm-secret" });
       assert.equal(res.status, 307);
-      assert.equal(other.seen.length, 0);
+      assert.equal(other.got.length, 0);
     } finally {
       await s.close();
       await other.close();
@@ -75,7 +58,7 @@ describe("hooks/lib/http request", () => {
     try {
       await assert.rejects(request(s.url.replace("http:", "https:"), "/health", { timeoutMs: 2_000 }), (err: Error) =>
         err instanceof HttpUnreachable && /EPROTO|SSL|TLS|wrong version/i.test(err.reason));
-      assert.equal(s.seen.length, 0, "a plain HTTP request reached the server");
+      assert.equal(s.got.length, 0, "a plain HTTP request reached the server");
     } finally {
       await s.close();
     }

@@ -1,29 +1,15 @@
 // The error hook on cloud resources (safety/failureNotice.ts): the engine calls it when a
 // resource's create/update/delete fails; here its callback is called the way the engine would.
 import * as assert from "node:assert/strict";
-import * as http from "node:http";
-import { AddressInfo } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { FAILURE_NOTICE_HOOK, FailureNotice, stageOf } from "../../safety/failureNotice";
 import { acceptErrorHooks } from "../../rehearsal/mocks";
+import { startReceiver } from "../support/receiver";
 
 const TOKEN = "T0K3N-in-path-7c1e";
 const BUCKET_URN = "urn:pulumi:prod::vibes-db-deploy::vibes:backup:BackupVault$aws:s3/bucket:Bucket::backup-vault-bucket";
 
-async function receiver(status: number): Promise<{ url: string; bodies: string[]; close: () => Promise<void> }> {
-  const bodies: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => {
-      bodies.push(body);
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, bodies, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+const receiver = (status: number) => startReceiver((_req, res) => res.writeHead(status).end());
 
 /** A FailureNotice for prod whose channel is the receiver's webhook, once the secret resolved. */
 async function noticeTo(url: string): Promise<FailureNotice> {
@@ -53,12 +39,12 @@ describe("failure notice for cloud resources", () => {
       assert.equal(notice.hook.name, FAILURE_NOTICE_HOOK);
       const retry = await notice.hook.callback(bucketDenied);
       assert.equal(retry, false);
-      assert.equal(hook.bodies.length, 1);
-      const n = JSON.parse(hook.bodies[0]);
+      assert.equal(hook.got.length, 1);
+      const n = JSON.parse(hook.got[0].body);
       assert.deepEqual([n.event, n.stack, n.revision, n.failedStep], ["failure", "prod", "001_uuid_schema_migration", "BackupVault/backup-vault-bucket"]);
       assert.match(n.error, /^create of aws:s3\/bucket:Bucket failed: .*api error AccessDenied: Access Denied$/);
       assert.match(n.text, /prod: deployment of revision 001_uuid_schema_migration FAILED at stage BackupVault\/backup-vault-bucket: create of aws:s3\/bucket:Bucket failed: .*AccessDenied/);
-      assert.ok(!hook.bodies[0].includes(TOKEN), "the webhook URL's token stays out of the notice");
+      assert.ok(!hook.got[0].body.includes(TOKEN), "the webhook URL's token stays out of the notice");
     } finally {
       await hook.close();
     }
@@ -73,8 +59,8 @@ describe("failure notice for cloud resources", () => {
       const notice = await noticeTo(hook.url);
       const retry = await notice.hook.callback({ ...bucketDenied, errors: [`dial ${hook.url}/hooks/${TOKEN}: refused`] });
       assert.equal(retry, false);
-      assert.equal(hook.bodies.length, 1);
-      assert.ok(!hook.bodies[0].includes(TOKEN), hook.bodies[0]);
+      assert.equal(hook.got.length, 1);
+      assert.ok(!hook.got[0].body.includes(TOKEN), hook.got[0].body);
       assert.match(logged.join(""), /failure notification to webhook not sent: webhook answered HTTP 500/);
       assert.ok(!logged.join("").includes(TOKEN), logged.join(""));
     } finally {

@@ -1,36 +1,18 @@
 import * as assert from "node:assert/strict";
-import * as http from "node:http";
-import { AddressInfo } from "node:net";
 import { notify, notifyFailure } from "../../hooks/lib/notify";
 import { redact, secretsIn } from "../../hooks/lib/redact";
 import { run as notifyStep } from "../../hooks/steps/notify";
 import { StepError } from "../../hooks/lib/errors";
+import { startReceiver, type Receiver } from "../support/receiver";
 
-interface Received {
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A local HTTP receiver: records every request, answers `status` (and SNS's Publish XML). */
-async function receiver(status = 200): Promise<{ url: string; got: Received[]; close: () => Promise<void> }> {
-  const got: Received[] = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => {
-      got.push({ path: req.url ?? "", headers: req.headers, body });
-      res.writeHead(status, { "content-type": "text/xml" });
-      res.end(
-        '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-1</MessageId></PublishResult>' +
-          "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>",
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, got, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+/** A local receiver answering `status` (and SNS's Publish XML). */
+const receiver = (status = 200) => startReceiver((_req, res) => {
+  res.writeHead(status, { "content-type": "text/xml" });
+  res.end(
+    '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-1</MessageId></PublishResult>' +
+      "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>",
+  );
+});
 
 const PASSWORD = "s3cr3t-Pa55word";
 const TOKEN = "admin-token-XYZ123";
@@ -51,7 +33,7 @@ function assertNoSecret(text: string, ...secrets: string[]) {
 }
 
 describe("notifications", () => {
-  let hook: Awaited<ReturnType<typeof receiver>>;
+  let hook: Receiver;
   beforeEach(async () => (hook = await receiver()));
   afterEach(async () => hook.close());
 
@@ -86,9 +68,8 @@ describe("notifications", () => {
   });
 
   it("never throws and returns within its bound when the destination hangs or fails", async () => {
-    const hanging = http.createServer(() => undefined); // accepts, never answers
-    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/`;
+    const hanging = await startReceiver(() => undefined); // accepts, never answers
+    const url = `${hanging.url}/`;
     try {
       const started = Date.now();
       await notifyFailure("validate", new Error("boom"), baseEnv({ VIBES_NOTIFY_WEBHOOK_URL: url }), { timeoutMs: 300 });
@@ -97,8 +78,7 @@ describe("notifications", () => {
       assert.deepEqual(failed.sent, []);
       assert.equal(failed.failed.length, 1);
     } finally {
-      hanging.closeAllConnections();
-      await new Promise((resolve) => hanging.close(resolve));
+      await hanging.close();
     }
   });
 

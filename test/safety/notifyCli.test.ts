@@ -2,9 +2,8 @@
 // the failure message. Needs the dispatcher wiring of docs/safety.md ("CLI wiring").
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import * as http from "node:http";
-import { AddressInfo } from "node:net";
 import * as path from "node:path";
+import { startReceiver, type Receiver } from "../support/receiver";
 
 const BIN = path.resolve(__dirname, "../../bin/vibes-hooks");
 
@@ -21,22 +20,14 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number;
 }
 
 describe("vibes-hooks failure notification (CLI)", () => {
-  let server: http.Server;
+  let hook: Receiver;
   let url = "";
-  const got: Record<string, unknown>[] = [];
+  const messages = () => hook.got.map((r) => JSON.parse(r.body) as Record<string, unknown>);
   before(async () => {
-    server = http.createServer((req, res) => {
-      let body = "";
-      req.on("data", (c) => (body += c));
-      req.on("end", () => {
-        got.push(JSON.parse(body));
-        res.end("{}");
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/T0K3N`;
+    hook = await startReceiver((_req, res) => res.end("{}"));
+    url = `${hook.url}/T0K3N`;
   });
-  after(() => new Promise<void>((r) => server.close(() => r())));
+  after(() => hook.close());
 
   it("a failing middle step exits non-zero with its own error and sends one failure message", async () => {
     const now = Date.now();
@@ -48,6 +39,7 @@ describe("vibes-hooks failure notification (CLI)", () => {
     const result = JSON.parse(r.stdout);
     assert.deepEqual([result.ok, result.step], [false, "window-check"]);
     assert.match(result.error, /outside maintenance window/);
+    const got = messages();
     assert.equal(got.length, 1, "one failure message");
     assert.deepEqual([got[0].event, got[0].stack, got[0].revision, got[0].failedStep], ["failure", "prod", "001_uuid_schema_migration", "window-check"]);
     assert.match(String(got[0].error), /next opening/);
@@ -55,11 +47,12 @@ describe("vibes-hooks failure notification (CLI)", () => {
   });
 
   it("notify start and success run through the CLI", async () => {
-    got.length = 0;
+    hook.got.length = 0;
     const env = { VIBES_STACK: "test", VIBES_TARGET_REVISION: "001_uuid_schema_migration", VIBES_NOTIFY_WEBHOOK_URL: url };
     const r = await runCli(["notify", "success", "--summary", "12/12 checks passed"], env);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { ok: true, step: "notify", event: "success", sent: ["webhook"], failed: [] });
-    assert.deepEqual([got[0].event, got[0].summary], ["success", "12/12 checks passed"]);
+    const [got] = messages();
+    assert.deepEqual([got.event, got.summary], ["success", "12/12 checks passed"]);
   });
 });
