@@ -107,31 +107,27 @@ export function runChild(file: string, args: string[], opts: RunOptions): Promis
     opts.signal?.addEventListener("abort", abort, { once: true });
     let killTimer: NodeJS.Timeout | undefined;
     let timer: NodeJS.Timeout | undefined;
-    let closed = false;
-    const timeoutMs = opts.timeoutMs;
-    const startTimeout = () => {
-      if (closed || timeoutMs === undefined) return;
+    // Exited or closed (a child that never started closes without exiting): nothing to time or signal.
+    let ended = false;
+    const going = () => {
+      if (ended) return;
+      if (child.pid !== undefined) runningGroups.add(child.pid);
+      if (!opts.timeoutMs) return; // 0 or none: no timeout
       timer = setTimeout(() => {
         timedOut = true;
         kill("SIGTERM");
         killTimer = setTimeout(() => kill("SIGKILL"), 5000);
-      }, timeoutMs);
-    };
-    let exited = false;
-    const going = () => {
-      if (exited) return;
-      if (child.pid !== undefined) runningGroups.add(child.pid);
-      startTimeout();
+      }, opts.timeoutMs);
     };
     if (opts.goes) void opts.goes.then(going);
     else going();
     // At exit, not close (which waits for the pipes): an exited child is not "running" any more.
     child.on("exit", () => {
-      exited = true;
+      ended = true;
       if (child.pid !== undefined) runningGroups.delete(child.pid);
     });
     child.on("close", (code, signal) => {
-      closed = true;
+      ended = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
       opts.signal?.removeEventListener("abort", abort);
