@@ -20,7 +20,7 @@ import { enforceWindow } from "./steps/window-check";
  */
 function windowGuard(step: string, args: string[]): { starting: boolean } | undefined {
   if (step === "maintenance") return args[0] === "off" ? undefined : { starting: true };
-  if (step === "migrate" || step === "restart" || step === "restore") return { starting: false };
+  if (step === "migrate" || step === "restart" || step === "restore" || step === "rollback") return { starting: false };
   return undefined;
 }
 
@@ -30,7 +30,7 @@ export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record
 export const STEPS: Record<string, { module: string; usage: string }> = {
   preflight: { module: "./steps/preflight", usage: "[--expect-revision REV]... [--min-free-ratio N]  checks before anything changes" },
   backup: { module: "./steps/backup", usage: "[--label REV]  pg_dump -Fc to the backup store, verified, with a manifest" },
-  "verify-restore": { module: "./steps/verify-restore", usage: "--uri URI [--scratch-database NAME]  restore into a scratch database and compare" },
+  "verify-restore": { module: "./steps/verify-restore", usage: "--uri URI [--scratch-database NAME | --keep-copy]  restore into a scratch database and compare (--keep-copy: keep it for a rollback by swap)" },
   maintenance: { module: "./steps/maintenance", usage: "on|off  the app's maintenance mode" },
   migrate: { module: "./steps/migrate", usage: "--to REV --manifest URI [--files-sha256 HEX] [--id-type uuid|integer] [--up CMD] [--down CMD]" },
   validate: { module: "./steps/validate", usage: "[schema] [data] [performance] --manifest URI  checks after the migration" },
@@ -38,6 +38,8 @@ export const STEPS: Record<string, { module: string; usage: string }> = {
   smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
   report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
   restore: { module: "./steps/restore", usage: "--uri URI [--force] [--lock-wait-seconds N]  restore a backup into the target database" },
+  rollback: { module: "./steps/rollback", usage: "[--manifest URI]  swap in the kept copy of the backup (or restore it), prove it, restart the app" },
+  copy: { module: "./steps/copy", usage: "status|drop  the verified copy kept for a rollback by swap" },
   restart: { module: "./steps/restart", usage: "[--timeout-seconds N] [--health-timeout-seconds N]  the app's restart (VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set), then its health gate" },
   notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
   "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
@@ -107,6 +109,34 @@ function passSignalsToChildren(step: string): void {
   }
 }
 
+/**
+ * The steps after the migration inside the window: when one fails in a deployment
+ * (VIBES_ROLLBACK_ON_FAILURE, set by the program), the database goes back to the verified backup
+ * (the kept copy swapped in, else restored) and the app is restarted on it. migrate rolls back
+ * itself; the performance checks run beside the release and leave that to it.
+ */
+const ROLLS_BACK_ON_FAILURE = new Set(["validate", "restart", "smoke"]);
+
+/** The step's failure, followed by the rollback and what it did (or why it could not). */
+async function rolledBackAfter(step: string, err: unknown, env: NodeJS.ProcessEnv): Promise<StepError> {
+  const failure = `${errorMessage(err).replace(/\.$/, "")}`;
+  const log = progress(step);
+  log(`FAILED: ${failure}; rolling the deployment back`);
+  try {
+    // Loaded only here: every step's start-up stays as small as it was.
+    const { describe: describeRollback, rollBackAfterFailure } = await import("./lib/rollback");
+    const back = await rollBackAfterFailure(env, log);
+    const app = back.app ? `; the app was restarted on it${back.app.health ? " and is healthy" : ""}` : "";
+    return new StepError(`${failure}. The ${step} step failed after the migration, so the deployment was ${describeRollback(back)}${app}`,
+      "maintenance mode is still on: turn it off to serve the old version (vibes-hooks maintenance off) or keep it on; fix the cause above and deploy again",
+      { details: { ...(err instanceof StepError ? err.details : {}), rollback: back } });
+  } catch (rollbackErr) {
+    return new StepError(`${failure}. Rolling the deployment back failed too: ${errorMessage(rollbackErr)}`,
+      rollbackErr instanceof StepError ? rollbackErr.next : "keep maintenance mode on; restore the backup by hand (vibes-hooks restore --uri <backupObjectUri> --force)",
+      { details: { ...(err instanceof StepError ? err.details : {}), ...(rollbackErr instanceof StepError ? rollbackErr.details : {}), rollback: null } });
+  }
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   redactOutput(secretsIn(env));
   const [step, ...args] = argv;
@@ -124,10 +154,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     }
     const out = await loadStep(step)(args, env);
     result = { ok: true, step, ...out };
-  } catch (err) {
+  } catch (caught) {
+    let err = caught;
+    if (env.VIBES_ROLLBACK_ON_FAILURE === "1" && ROLLS_BACK_ON_FAILURE.has(step)) err = await rolledBackAfter(step, err, env);
     const next = err instanceof StepError ? err.next : "read the progress lines above, fix the cause and rerun the step";
     const cause = errorMessage(err).replace(/\s+/g, " ").replace(/\.$/, "");
-    code = err instanceof UsageError ? 2 : 1;
+    code = caught instanceof UsageError ? 2 : 1;
     result = { ok: false, step, error: cause, next, ...(err instanceof StepError ? err.details : {}) };
     if (!(err instanceof StepError) && env.VIBES_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     process.stderr.write(`error: ${cause}. next: ${next}\n`);

@@ -29,7 +29,10 @@ def run_migrations_online() -> None:
     app_name = os.environ.get("PGAPPNAME") or "vibes-alembic"
     engine = create_engine(url, poolclass=pool.NullPool, connect_args={"application_name": app_name})
     with engine.connect() as connection:
-        context.configure(connection=connection, transaction_per_migration=False)
+        # vibes-hooks migrate passes the schema it read the revision from: the record stays there
+        # whatever search_path a revision sets.
+        version_schema = os.environ.get("VIBES_VERSION_TABLE_SCHEMA") or None
+        context.configure(connection=connection, transaction_per_migration=False, version_table_schema=version_schema)
         with context.begin_transaction():
             got_lock = connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar()
             if not got_lock:

@@ -172,6 +172,16 @@ export async function connect(settings: ConnectionSettings, opts: ConnectOptions
   return client;
 }
 
+/** Runs `use` on a connection of its own, closed afterwards. */
+export async function withClient<T>(settings: ConnectionSettings, applicationName: string, use: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connect(settings, { applicationName: `vibes-hooks ${applicationName}` });
+  try {
+    return await use(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Sets session settings in one round trip; a setting the server does not have is skipped. */
 export async function setSessionSettings(client: Client, settings: [string, string][]): Promise<void> {
   await client.query(

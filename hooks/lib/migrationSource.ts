@@ -282,18 +282,26 @@ function codeStatements(sql: string): string[] {
   statements.push(current);
   return statements.map((st) => st.trim().replace(/\s+/g, " ")).filter(Boolean);
 }
+/**
+ * The schema of the version table migrate read the revision from, for the commands: the SQL files'
+ * record goes there, and an alembic env.py can pass it as version_table_schema (the sample app's
+ * does), so that a migration's own search_path never moves the record.
+ */
+export const VERSION_SCHEMA_VARIABLE = "VIBES_VERSION_TABLE_SCHEMA";
+
 /** alembic_version.version_num is varchar(32), as alembic creates it. */
 const MAX_REVISION_LENGTH = 32;
 
 // Run by psql after the files, in their transaction; the revision arrives as a psql variable
 // (:'vibes_revision' is quoted by psql), never spliced into SQL text. Same table as alembic's,
-// so the app, preflight, validate and alembic mode all read the revision from one place.
+// so the app, preflight, validate and alembic mode all read the revision from one place; in the
+// schema migrate found it in (:"vibes_version_schema"), whatever search_path the files set.
 const SET_VERSION = `SET LOCAL client_min_messages = warning;
-CREATE TABLE IF NOT EXISTS alembic_version (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-DELETE FROM alembic_version;
-INSERT INTO alembic_version (version_num) VALUES (:'vibes_revision');
+CREATE TABLE IF NOT EXISTS :"vibes_version_schema".alembic_version (version_num varchar(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
+DELETE FROM :"vibes_version_schema".alembic_version;
+INSERT INTO :"vibes_version_schema".alembic_version (version_num) VALUES (:'vibes_revision');
 `;
-const CLEAR_VERSION = "DELETE FROM alembic_version;\n";
+const CLEAR_VERSION = `DELETE FROM :"vibes_version_schema".alembic_version;\n`;
 
 /**
  * A folder of `<revision>.up.sql` / `<revision>.down.sql`: one line of history in byte order of
@@ -348,9 +356,10 @@ export function sqlSource(dir: string): MigrationSource {
       const files = path.map((rev) => `${rev}.${direction}.sql`);
       const psql = pgTool("psql", ctx.env);
       const base = to === "base";
-      const args = ["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", ...(base ? [] : ["-v", `vibes_revision=${to}`]),
+      const versionSchema = ctx.env[VERSION_SCHEMA_VARIABLE] || "public";
+      const args = ["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-v", `vibes_version_schema=${versionSchema}`, ...(base ? [] : ["-v", `vibes_revision=${to}`]),
         "--single-transaction", ...files.flatMap((f) => ["-f", f]), "-f", "-"];
-      ctx.log(`${psql} ${args.join(" ")} (stdin: ${base ? "clear" : `record ${to} in`} alembic_version)`);
+      ctx.log(`${psql} ${args.join(" ")} (stdin: ${base ? "clear" : `record ${to} in`} ${versionSchema}.alembic_version)`);
       return runChild(psql, args, { env: ctx.env, cwd: dir, timeoutMs: ctx.timeoutMs, label: "psql", stdin: base ? CLEAR_VERSION : SET_VERSION });
     },
     prepare(direction, from, to, ctx) {

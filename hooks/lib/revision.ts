@@ -14,6 +14,14 @@ export async function currentRevision(client: Client): Promise<string | null> {
   return res.rows.map((r: { version_num: string }) => r.version_num).join(",");
 }
 
+/** The schema of the version table this session sees (where a new one would be created when there is none). */
+export async function versionTableSchema(client: Client): Promise<string> {
+  const res = await client.query(
+    `SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('alembic_version')),
+                     current_schema(), 'public') AS schema`);
+  return res.rows[0].schema;
+}
+
 /**
  * What migrate proved about this database, kept as the comment of alembic_version (no schema of
  * our own; it travels with dumps and restores).

@@ -6,23 +6,24 @@ import { hostname } from "node:os";
 import type { Client } from "pg";
 import { durationSetting, parseFlags, requireFlag } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { connect, connectionFromEnv, withClient } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
 import { locateDifferingRows } from "../lib/locate";
 import { loadManifest, type Check } from "../lib/manifest";
 import { plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
-import { historyProblem, REVISION_RE, sourceFromFlags, type History, type PreparedRun } from "../lib/migrationSource";
+import { historyProblem, REVISION_RE, sourceFromFlags, VERSION_SCHEMA_VARIABLE, type History, type PreparedRun } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { prove, PROOF_FLAGS, proofOptions, type Proof, type ProofOptions } from "../lib/proof";
-import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, writeRecord } from "../lib/revision";
+import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, versionTableSchema, writeRecord } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
 import type { SchemaSnapshot } from "../lib/schemaSnapshot";
 import { openBackupStore } from "../lib/storage";
 import { tableOids, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
+import { restoreBackup } from "../lib/restore";
+import { swapInCopy } from "../lib/swapInCopy";
+import { verifyBackup } from "../lib/verify";
 import { createBackup } from "./backup";
-import { restoreBackup } from "./restore";
-import { verifyBackup } from "./verify-restore";
 
 
 function isAncestor(history: History, ancestor: string, of: string): boolean {
@@ -201,7 +202,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       const store = openBackupStore(env);
       const lockWaitTimeout = values["lock-wait-timeout"];
       const retaken = await createBackup(settings, store, Object.keys(manifest.tables), env, { label: `for-${to}-retaken`, lockWaitTimeout });
-      await verifyBackup(settings, retaken.uri, env, { log });
+      // The copy kept for a swap is of the old backup: the new one replaces it.
+      const verified = await verifyBackup(settings, retaken.uri, env, { log, keepCopy: env.VIBES_ROLLBACK !== "restore" });
+      if (verified.keptCopy === null) log(`no copy kept for a swap: ${(verified.swapObstacles as string[]).join("; ")}`);
       manifestUri = retaken.manifestUri;
       manifest = await loadManifest(manifestUri, env);
       backupRetaken = true;
@@ -220,6 +223,8 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       const historyRead = readHistory();
       historyRead.catch(() => undefined); // awaited below; not unhandled meanwhile
       const revisionBefore = await currentRevision(client);
+      // The commands write the revision where it was read now, whatever search_path they set.
+      childEnv[VERSION_SCHEMA_VARIABLE] = await versionTableSchema(client);
       log(`database revision ${revisionBefore ?? "none"}, target ${to}`);
       const unchanged = revisionBefore !== to && manifest.revision === revisionBefore ? ensureUnchanged(client) : undefined;
       unchanged?.catch(() => undefined); // awaited below, after the history
@@ -360,10 +365,11 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     }
 
     /**
-     * Brings the database back to the manifest's revision after a failure: the down command (after
-     * a failed migration up; going down has no way back but the backup), then, unless schema, data
-     * and ids are all proven as in the backup, the verified backup itself. The message says "back
-     * at" only when that proof passed.
+     * Brings the database back to the manifest's revision after a failure: the verified copy
+     * swapped in where verify-restore kept one (seconds at any size, exact; the failed database is
+     * kept), else the down command (after a failed migration up; going down has no way back but the
+     * backup), then, unless schema, data and ids are all proven as in the backup, the verified
+     * backup itself. The message says "back at" only when that proof passed.
      */
     async function rollBack(client: Client, failure: string, failedChecks: Check[], tryDownCommand: boolean): Promise<never> {
       const revisionBefore = manifest.revision;
@@ -371,9 +377,29 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       let restoredFromBackup = false;
       let problem = "";
       let proof: { checks: Check[]; revision: string | null };
-      // Which rows differ, read while the database still holds them (before the down command).
-      const differingRows = await locateDifferingRows(client, settings, manifest, failedChecks, env, log);
+      let differingRows: Awaited<ReturnType<typeof locateDifferingRows>> = null;
       const facts = () => ({ revisionBefore, failedChecks, rolledBack, restoredFromBackup, ...(differingRows ? { differingRows } : {}), ...backupFacts() });
+      const swapped = await swapInCopy(settings, env, manifest.dump.sha256, log).catch((err: unknown) => {
+        // Begun and not finished: the database is as the failure left it, or the copy in and unproven.
+        const next = err instanceof StepError ? err.next : "keep maintenance mode on; re-run migrate: it proves the database and rolls back again";
+        throw new StepError(`${failure}. The swap to the verified copy failed: ${errorMessage(err)}`, next, { details: { ...facts(), revisionAfter: null, changed: true } });
+      });
+      if (!("unavailable" in swapped)) {
+        // Which rows differ, read in the failed database, kept as it was: after the rollback, not before it.
+        differingRows = await withClient({ ...settings, database: swapped.failedDatabase }, "migrate (locate)",
+          (failedDb) => locateDifferingRows(failedDb, settings, manifest, failedChecks, env, log)).catch((err) => {
+          log(`warning: the differing rows could not be located: ${errorMessage(err)}`);
+          return null;
+        });
+        throw new StepError(`${failure}. The database is back at ${revisionBefore ?? "no revision"}: the verified copy of the backup was swapped in ` +
+          `(${swapped.swapMs} ms) and its schema, data and ids proven equal to the backup's (${swapped.checks.length} checks, ${swapped.proofMs} ms); ` +
+          `the failed database is kept as ${swapped.failedDatabase} (docs/operations.md: inspect it, then drop it)`,
+          "keep maintenance mode on or turn it off to serve the old version; fix the migration and deploy again",
+          { details: { ...facts(), restoredFromBackup: true, swappedIn: true, failedDatabase: swapped.failedDatabase, swapMs: swapped.swapMs, proofMs: swapped.proofMs, revisionAfter: revisionBefore, changed: false, idsRenumbered: false } });
+      }
+      log(`no swap (${swapped.unavailable}): rolling back ${tryDownCommand ? "with the down command" : "from the backup"}`);
+      // Which rows differ, read while the database still holds them (before the down command).
+      differingRows = await locateDifferingRows(client, settings, manifest, failedChecks, env, log);
       const renumberedOnly = (checks: Check[]) => failedOf(checks).length > 0 && failedOf(checks).every((c) => c.name.startsWith("data.ids."));
       const accepted = (p: typeof proof) => p.revision === revisionBefore && (failedOf(p.checks).length === 0 || (acceptRenumberedIds && renumberedOnly(p.checks)));
       try {
@@ -396,12 +422,14 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         if (!accepted(proof)) {
           log(`after the ${rolledBack ? "down command" : "failure"}: revision ${proof.revision ?? "none"}; ${summarize(proof.checks) || "schema and data match"}; restoring the backup ${manifest.dump.uri}`);
           try {
-            await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
+            // It proves what it restored, on sessions of its own (a swap in ends ours).
+            const restored = await restoreBackup(settings, manifest.dump.uri, env, { force: true, log });
             restoredFromBackup = true;
+            proof = { checks: restored.checks, revision: revisionBefore };
           } catch (err) {
             problem += `${problem ? "; " : ""}restoring ${manifest.dump.uri} failed: ${errorMessage(err)}`;
+            proof = await proveOrFailure(client);
           }
-          proof = await proveOrFailure(client);
         }
       } catch (err) {
         // The session is lost, or a check cannot run: where the database is cannot be told here.

@@ -7,6 +7,7 @@ import type { Client } from "pg";
 import { parseFlags } from "../lib/args";
 import { withoutSecrets } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
+import { swapObstacles } from "../lib/databaseSwap";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
 import { MIN_SERVER_MAJOR } from "../lib/manifest";
@@ -158,6 +159,16 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
           fix: "grow the storage (RDS: modify allocated storage) or free space before migrating; the migration rewrites every covered table",
         });
       }
+
+      // Reported, never a problem: where a swap cannot be exact the rollback restores instead. The
+      // copy needs the database's size beside what the migration needs.
+      const obstacles = await swapObstacles(client, env, settings.database, freeBytes === null ? null : freeBytes - minFreeRatio * databaseBytes);
+      result.rollback = obstacles.length === 0
+        ? { strategy: "swap", obstacles }
+        : { strategy: "restore", obstacles };
+      log(obstacles.length === 0
+        ? "rollback: by swapping in the verified copy (verify-restore --keep-copy)"
+        : `rollback: by restoring the backup, as a swap cannot be exact here: ${obstacles.join("; ")}`);
 
       const pgDump = pgTool("pg_dump", env);
       try {
