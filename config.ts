@@ -67,6 +67,8 @@ export interface DeployConfig {
     statementTimeout: string;
     /** The whole migration command's limit (VIBES_MIGRATION_TIMEOUT). */
     migrationTimeout: string;
+    /** How a failure inside the window goes back to the backup (VIBES_ROLLBACK). */
+    rollbackStrategy: "swap" | "restore";
     /** SHA-256 over the mode's files (<appDir>/migrations/versions/*.py, or <sqlDir>/*.sql), computed at plan time. */
     filesSha256: string;
   };
@@ -279,6 +281,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const lockTimeout = duration("lockTimeout", "5s");
   const statementTimeout = duration("statementTimeout", "30min");
   const migrationTimeout = duration("migrationTimeout", "1h");
+  const rollbackStrategy = oneOf("rollbackStrategy", ["swap", "restore"] as const);
   if ((pgDurationMs(migrationTimeout) ?? Infinity) < (pgDurationMs(statementTimeout) ?? 0)) {
     bad("migrationTimeout", `${migrationTimeout} is shorter than statementTimeout ${statementTimeout}: one statement could outlast the whole migration`, setCmd("migrationTimeout", "2h"));
   }
@@ -372,7 +375,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
-    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, idDefault, uuidVersion, acceptRenumberedIds, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, filesSha256 },
+    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, idDefault, uuidVersion, acceptRenumberedIds, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, rollbackStrategy, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
     rds,

@@ -28,7 +28,16 @@ export interface HookCommandArgs {
   backupSha256?: pulumi.Input<string>;
   /** Informational only: a delete must never undo work on the database. */
   delete?: string;
+  /** A step after the migration inside the window: when it fails, the database goes back to
+   * the backup of this manifest (the kept copy swapped in, else restored) and the app is
+   * restarted on it (hooks/cli.ts). The step then also gets what that needs. */
+  rollBackOnFailure?: { manifestUri: pulumi.Input<string> };
 }
+
+/** What the rollback after a failure needs: the database and the backup, the app's restart and
+ * health; the admin token only for a local restart (the app's scripts start it with the token). */
+const ROLLBACK_ENV: EnvGroup[] = ["database", "backup", "restart", "app"];
+const rollbackSecrets = (config: DeployConfig): SecretName[] => (config.app.restartSshHost ? ["databasePassword"] : ["databasePassword", "adminToken"]);
 
 export interface HookResult {
   ok: true;
@@ -54,7 +63,14 @@ export function hookCommand<T extends object>(
     {
       create,
       delete: args.delete,
-      environment: hookEnvironment(args.config, args.env, args.secrets ?? [], args.backupSha256),
+      environment: args.rollBackOnFailure
+        ? {
+          ...hookEnvironment(args.config, [...new Set([...args.env, ...ROLLBACK_ENV])], [...new Set([...(args.secrets ?? []), ...rollbackSecrets(args.config)])], args.backupSha256),
+          VIBES_ROLLBACK_ON_FAILURE: "1",
+          VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
+          VIBES_HEALTH_TIMEOUT_SECONDS: String(args.config.app.healthGateTimeoutSeconds),
+        }
+        : hookEnvironment(args.config, args.env, args.secrets ?? [], args.backupSha256),
       // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
       logging: "stderr",
       // The previous run's output is of no use to a step, and a long backup's progress would
@@ -92,6 +108,7 @@ export function hookEnvironment(
     env.DATABASE_URL = config.database.url;
     env.PGSSLROOTCERT = config.database.sslRootCert;
     env.VIBES_TABLES = config.tables.join(",");
+    env.VIBES_ROLLBACK = config.migration.rollbackStrategy;
   }
   if (groups.includes("app")) env.VIBES_APP_URL = config.app.url;
   if (groups.includes("backup")) {

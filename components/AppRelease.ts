@@ -7,6 +7,8 @@ import { hookCommand } from "../hookCommand";
 
 export interface AppReleaseArgs {
   config: DeployConfig;
+  /** The backup the migration relied on: a failed release goes back to it. */
+  manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
 }
 
@@ -26,6 +28,8 @@ export class AppRelease extends pulumi.ComponentResource {
       env: app.restartSshHost ? ["restart", "app"] : ["restart", "database", "app"],
       secrets: app.restartSshHost ? [] : ["databasePassword", "adminToken"],
       backupSha256: args.backupSha256,
+      // A release that fails (the restart, its health gate) puts the database back and restarts the app on it.
+      rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: opts?.dependsOn });
     // A boolean holds no secret; the output is secret only because the step got them.
     this.healthy = pulumi.unsecret(result.health.healthy);

@@ -39,10 +39,13 @@ export class LogicalBackup extends pulumi.ComponentResource {
     // command strings and the stack outputs.
     const uri = pulumi.unsecret(backup.result.uri);
 
+    // The proven copy is kept for a rollback by swap (seconds at any size) until maintenance mode
+    // goes off; the step says when a swap cannot be exact here, and the rollback then restores.
+    const keepCopy = args.config.migration.rollbackStrategy === "swap" ? ["--keep-copy"] : [];
     const verify = hookCommand<{ sha256: string; matches: boolean }>(`${name}-verify-restore`, {
       config: args.config,
       step: "verify-restore",
-      args: ["--uri", uri],
+      args: ["--uri", uri, ...keepCopy],
       env: ["database", "backup"],
       secrets: ["databasePassword"],
       backupSha256: pulumi.unsecret(backup.result.sha256),

@@ -17,7 +17,7 @@ export class MaintenanceMode extends pulumi.ComponentResource {
 
   constructor(name: string, args: MaintenanceModeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:maintenance:MaintenanceMode", name, {}, opts);
-    const { result } = hookCommand<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
+    const maintenance = hookCommand<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
       config: args.config,
       step: "maintenance",
       args: [args.enabled ? "on" : "off"],
@@ -25,8 +25,19 @@ export class MaintenanceMode extends pulumi.ComponentResource {
       secrets: ["adminToken"],
       backupSha256: args.backupSha256,
     }, { parent: this, dependsOn: opts?.dependsOn });
+    if (!args.enabled) {
+      // The copy kept for a rollback by swap is of no use once the app serves again: its disk is freed.
+      hookCommand(`${name}-drop-copy`, {
+        config: args.config,
+        step: "copy",
+        args: ["drop"],
+        env: ["database"],
+        secrets: ["databasePassword"],
+        backupSha256: args.backupSha256,
+      }, { parent: this, dependsOn: [maintenance.command] });
+    }
     // A boolean holds no secret; the output is secret only because the step got the token.
-    this.enabled = pulumi.unsecret(result.enabled);
+    this.enabled = pulumi.unsecret(maintenance.result.enabled);
     this.registerOutputs({ enabled: this.enabled });
   }
 }

@@ -36,6 +36,7 @@ export class MigrationValidation extends pulumi.ComponentResource {
       env: ["database", "backup"],
       secrets: ["databasePassword"],
       backupSha256: args.backupSha256,
+      rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: opts?.dependsOn });
     // Check names, counts and type names hold no secret; the output is secret only because the
     // step got the password.

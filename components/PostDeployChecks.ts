@@ -1,5 +1,7 @@
 // The guide's "Post-Deployment Validation": API smoke tests and the performance checks
 // (EXPLAIN of the guide's lookups uses the indexes). Both run while maintenance mode is still on.
+// Failed smoke tests put the database back (the kept copy swapped in) and restart the app on it;
+// the performance checks, beside the release, leave the database to it.
 // The smoke tests wait for the released app; the performance checks need only the migrated
 // database, so they run beside the app's restart instead of after it.
 import * as pulumi from "@pulumi/pulumi";
@@ -8,6 +10,8 @@ import { hookCommand } from "../hookCommand";
 
 export interface PostDeployChecksArgs {
   config: DeployConfig;
+  /** The backup the migration relied on: failed smoke tests go back to it. */
+  manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
   /** What the performance checks wait for: the validated migration. */
   migrated: pulumi.Resource;
@@ -26,6 +30,7 @@ export class PostDeployChecks extends pulumi.ComponentResource {
       // The token lets the smoke requests through maintenance mode.
       secrets: ["adminToken"],
       backupSha256: args.backupSha256,
+      rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: [args.released] });
     hookCommand(`${name}-performance`, {
       config: args.config,

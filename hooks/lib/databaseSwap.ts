@@ -67,9 +67,14 @@ export async function swapObstacles(client: Client, env: NodeJS.ProcessEnv, data
   if (client.database === database) {
     const inside = await client.query(
       `SELECT (SELECT count(*) FROM pg_publication)::int AS publications,
-              (SELECT coalesce(array_agg(DISTINCT o.rolname::text), '{}') FROM pg_shdepend s JOIN pg_roles o ON o.oid = s.refobjid
-                WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.deptype = 'o'
-                  AND NOT pg_has_role(s.refobjid, 'MEMBER')) AS foreign_owners`);
+              (SELECT coalesce(array_agg(DISTINCT o.rolname::text), '{}') FROM (
+                  SELECT c.oid, 'pg_class'::regclass AS classid, relowner AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+                  UNION SELECT oid, 'pg_namespace'::regclass, nspowner FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+                  UNION SELECT p.oid, 'pg_proc'::regclass, proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                  UNION SELECT t.oid, 'pg_type'::regclass, typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                ) owners JOIN pg_roles o ON o.oid = owners.owner WHERE NOT pg_has_role(owners.owner, 'MEMBER')
+                  -- an extension's objects are created by CREATE EXTENSION, not given owners by the restore
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = owners.classid AND d.objid = owners.oid AND d.deptype = 'e')) AS foreign_owners`);
     const i = inside.rows[0];
     if (i.publications > 0) obstacles.push(`${i.publications} publication(s) in ${database}: subscribers follow the database's contents, not its name`);
     if (i.foreign_owners.length > 0) obstacles.push(`objects are owned by ${i.foreign_owners.join(", ")}, roles this one is not a member of: a copy could not give them back their owners`);

@@ -162,7 +162,7 @@ export async function restoreBackup(
         log(`restoring into the empty ${settings.database}`);
         await pgRestoreInto(settings, dump.path, env, ["--single-transaction"],
           "the restore was rolled back (single transaction), nothing changed: fix the cause shown (locks: stop the app) and rerun");
-        return { ...(await provenRestore(client, dump.manifest, { privileges: true })), uri, sha256: dump.sha256, database: settings.database, fingerprintsCompared, how: "into-empty" };
+        return { ...(await provenRestore(client, dump.manifest, log)), uri, sha256: dump.sha256, database: settings.database, fingerprintsCompared, how: "into-empty" };
       }
       const obstacles = await swapObstacles(client, env, settings.database);
       if (obstacles.length === 0) {
@@ -188,7 +188,7 @@ export async function restoreBackup(
       }
       await pgRestoreInto(settings, dump.path, env, ["--clean", "--if-exists", "--single-transaction"],
         `the restore was rolled back (single transaction)${removed ? `; the objects removed before it are saved in ${removed.savedTo} (pg_restore it to bring them back)` : ", nothing changed"}: fix the cause shown (locks: stop the app) and rerun`);
-      return { ...(await provenRestore(client, dump.manifest, { privileges: true })), uri, sha256: dump.sha256, database: settings.database, fingerprintsCompared, how: "in-place", ...(removed ? { removed } : {}) };
+      return { ...(await provenRestore(client, dump.manifest, log)), uri, sha256: dump.sha256, database: settings.database, fingerprintsCompared, how: "in-place", ...(removed ? { removed } : {}) };
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -197,13 +197,14 @@ export async function restoreBackup(
   }
 }
 
-/** The checks of a restored database against the manifest; throws unless all pass. */
-async function provenRestore(client: Client, manifest: Parameters<typeof compareWithManifest>[1], opts: { privileges: boolean }): Promise<{ checks: Check[] }> {
-  const checks = await compareWithManifest(client, manifest, opts);
+/** The checks of a restored database against the manifest, owners and grants included; throws unless all pass. */
+async function provenRestore(client: Client, manifest: Parameters<typeof compareWithManifest>[1], log: (m: string) => void): Promise<{ checks: Check[] }> {
+  const checks = await compareWithManifest(client, manifest, { privileges: true });
   const failed = checks.filter((c) => !c.ok);
   if (failed.length > 0) {
     throw new StepError(`the restored database differs from the manifest: ${failed.map((c) => c.name).join(", ")}`,
       "check for writers (maintenance mode) and objects outside the backup; inspect the checks", { details: { checks } });
   }
+  log(`restored; ${checks.length} checks match the manifest`);
   return { checks };
 }

@@ -206,8 +206,9 @@ describe("e2e: the program under the rehearsal, on a real database and app", fun
     }
   });
 
-  it("the app process killed during the release: the health gate fails the run within its timeout", async () => {
+  it("the app process killed during the release: the health gate fails the run within its timeout, and the database goes back", async () => {
     e = await setUp();
+    const before = await dataPicture(e.pg, e.db.name);
     const timeout = 6;
     const run = await rehearse(e, {
       restartCommand: 'app/scripts/stop.sh && app/scripts/start.sh && kill -9 "$(cat "$VIBES_RUN_DIR/vibes.pid")"',
@@ -218,10 +219,16 @@ describe("e2e: the program under the rehearsal, on a real database and app", fun
     assertNoSecrets(run, e);
     assert.equal(run.summary.failedStage, "app-release");
     const release = run.summary.stages.find((s) => s.name === "app-release")!.resources;
-    // The restart step waits for /health itself: it fails once the gate's timeout has passed.
+    // The restart step waits for /health itself: it fails once the gate's timeout has passed, then
+    // swaps the copy back in and restarts the app on it, which the same command kills again.
     const restart = release.find((r) => r.name === "app-release-restart")!;
     assert.equal(restart.status, "failed");
-    assert.ok(restart.durationMs! >= timeout * 1000 - 500 && restart.durationMs! < (timeout + 10) * 1000, `restart with its health gate took ${restart.durationMs} ms`);
+    assert.ok(restart.durationMs! >= 2 * timeout * 1000 - 500 && restart.durationMs! < (2 * timeout + 15) * 1000, `restart with its health gate and the rollback took ${restart.durationMs} ms`);
+    assert.match(run.output, /the verified copy of \S+ was swapped in .*, but the app did not come back on it/);
+    const after = await dataPicture(e.pg, e.db.name);
+    assert.equal(after.revision, "0000_initial");
+    assertIdTypes(after, "integer");
+    assert.deepEqual(content(after), content(before));
     assert.match(run.output, /\[health-gate \+[\d.]+s\] attempt \d+: not healthy yet/);
     const st = stageStatus(run);
     // The performance checks ran beside the release (they need only the database); the smoke tests did not.
@@ -230,5 +237,30 @@ describe("e2e: the program under the rehearsal, on a real database and app", fun
     assert.deepEqual(checks.map((r) => [r.name, r.status]).sort(), [["post-deploy-checks-performance", "ok"], ["post-deploy-checks-smoke", "not-run"]]);
     assert.equal(st["maintenance-off"], "not-run");
     assert.ok(run.summary.notes.some((n) => /maintenance mode is still ON/.test(n)));
+  });
+
+  it("smoke tests fail after the release: the copy is swapped back, the app serves the database it ran on before, the failed one is kept", async () => {
+    e = await setUp();
+    const before = await dataPicture(e.pg, e.db.name);
+    // Released with a token the deployment does not know: /health is fine, the smoke writes are refused.
+    const run = await rehearse(e, { restartCommand: "app/scripts/stop.sh && VIBES_ADMIN_TOKEN=not-the-deployments app/scripts/start.sh" });
+    assert.equal(run.code, 1, run.output);
+    assertNoSecrets(run, e);
+    assert.equal(run.summary.failedStage, "post-deploy-checks");
+    assert.match(run.output, /The smoke step failed after the migration, so the deployment was rolled back: the verified copy of \S+ was swapped in \(\d+ ms\), its schema, data and ids proven equal to the backup's \(\d+ checks\); the database it replaced is kept as (\w+_failed_\d{8}_\d{6}); the app was restarted on it and is healthy/);
+    const failedDb = /kept as (\w+_failed_\d{8}_\d{6})/.exec(run.output)![1];
+    const after = await dataPicture(e.pg, e.db.name);
+    assert.equal(after.revision, "0000_initial");
+    assertIdTypes(after, "integer");
+    assert.deepEqual(content(after), content(before));
+    // The app serves the database it ran on before: integer ids again.
+    const [{ id }] = await e.pg.query(e.db.name, "SELECT id FROM users ORDER BY id LIMIT 1");
+    assert.equal((await getJson(e, `/api/v1/users/${id}`)).status, 200);
+    assert.equal((await getJson(e, "/api/v1/status")).body.id_type, "integer");
+    // The migrated database is kept for inspection, and the copy is gone (it is the database now).
+    assertIdTypes(await dataPicture(e.pg, failedDb), "uuid");
+    assert.deepEqual(await e.pg.query("postgres", "SELECT datname FROM pg_database WHERE datname = $1", [`${e.db.name}_vibes_copy`]), []);
+    assert.equal(stageStatus(run)["maintenance-off"], "not-run");
+    await e.pg.dropDatabase(failedDb);
   });
 });

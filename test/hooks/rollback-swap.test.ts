@@ -69,6 +69,34 @@ describe("rollback by swap and a restore that cannot be blocked", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("where a swap cannot be exact, preflight and verify-restore say why and keep no copy", async () => {
+    const { db, env, manifestUri } = await prepared(SQL_DIR, { keep: false });
+    const dumpUri: string = JSON.parse(readFileSync(fileURLToPath(manifestUri), "utf8")).dump.uri;
+    const keep = () => runHooks("verify-restore", ["--uri", dumpUri, "--keep-copy"], env);
+    let res = await keep();
+    assert.equal(res.json.keptCopy, `${db.name}_vibes_copy`, "nothing in the way yet");
+    // Subscribers follow a publication's database, whatever its name.
+    await pg.query(db.name, "CREATE PUBLICATION vibes_cdc FOR TABLE users");
+    res = await keep();
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.json.keptCopy, null);
+    assert.match(res.json.swapObstacles.join(" "), /1 publication\(s\) in \w+: subscribers follow/);
+    assert.deepEqual(await databases(`${db.name}_vibes_copy`), [], "the earlier copy is not left behind either");
+    const preflight = await runHooks("preflight", [], { ...env, VIBES_APP_URL: "http://127.0.0.1:9" });
+    assert.equal(preflight.json.rollback.strategy, "restore");
+    assert.match(preflight.stderr, /rollback: by restoring the backup, as a swap cannot be exact here: 1 publication/);
+    await pg.query(db.name, "DROP PUBLICATION vibes_cdc");
+    // Objects of a role the deployer cannot act as could not get their owner back in a copy.
+    await pg.query("postgres", "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'auditor') THEN CREATE ROLE auditor; END IF; END $$");
+    await pg.query(db.name, "CREATE TABLE audit_log (at timestamptz); ALTER TABLE audit_log OWNER TO auditor");
+    res = await keep();
+    assert.equal(res.json.keptCopy, null);
+    assert.match(res.json.swapObstacles.join(" "), /objects are owned by auditor/);
+    const withStrategy = await runHooks("verify-restore", ["--uri", dumpUri, "--keep-copy"], { ...env, VIBES_ROLLBACK: "restore" });
+    assert.match(withStrategy.json.swapObstacles.join(" "), /VIBES_ROLLBACK=restore/);
+    await pg.dropDatabase(db.name);
+  });
+
   it("a failed migration that created a table referencing a covered table is swapped back, exactly, and the failed database kept", async () => {
     const sqlDir = sqlCopy(NEW_TABLE_AND_BROKEN_CHECK);
     const { db, env, manifestUri, migrate } = await prepared(sqlDir, { keep: true });

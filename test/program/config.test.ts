@@ -129,6 +129,7 @@ describe("config", () => {
     ["test", "tables", { tables: '["users", "users"]' }, /distinct/],
     ["test", "idDefault", { idDefault: "gen_random_uuid(); DROP TABLE users" }, /one SQL expression such as gen_random_uuid\(\), or none/],
     ["test", "uuidVersion", { uuidVersion: "5" }, /one of 4, 7, any/],
+    ["test", "rollbackStrategy", { rollbackStrategy: "rename" }, /one of swap, restore/],
     ["test", "acceptRenumberedIds", { acceptRenumberedIds: "maybe" }, /true or false/],
     ["test", "appUrl", { appUrl: "localhost:8000" }, /http\(s\) URL/],
     ["test", "appDir", { appDir: "/nonexistent/app" }, /cannot be read/],

@@ -164,6 +164,7 @@ describe("program", function () {
         const steps = commands.map((c) => String(c.inputs.create).split(" ").slice(0, 3).join(" "));
         assert.deepEqual(steps.filter((s) => s.startsWith("bin/vibes-hooks")).sort(), [
           "bin/vibes-hooks backup --label",
+          "bin/vibes-hooks copy drop",
           "bin/vibes-hooks maintenance off",
           "bin/vibes-hooks maintenance on",
           "bin/vibes-hooks migrate --to",
@@ -259,13 +260,35 @@ describe("program", function () {
       assert.doesNotMatch(String(byName(runs.dev, "preflight-preflight").inputs.create), /--storage-bytes/);
     });
 
+    it("keeps the verified copy for a rollback by swap, and the steps after the migration roll back on failure", async () => {
+      for (const stack of ["dev", "test", "prod"]) {
+        const run = runs[stack];
+        assert.match(String(byName(run, "backup-verify-restore").inputs.create), / --keep-copy$/, stack);
+        assert.equal(env(byName(run, "backup-verify-restore")).VIBES_ROLLBACK, "swap", stack);
+        for (const name of ["validation-validate", "app-release-restart", "post-deploy-checks-smoke"]) {
+          const e = env(byName(run, name));
+          assert.equal(e.VIBES_ROLLBACK_ON_FAILURE, "1", `${stack} ${name}`);
+          assert.equal(e.VIBES_ROLLBACK_MANIFEST, run.resolved.backupManifestUri, `${stack} ${name} goes back to the backup the migration relied on`);
+          assert.ok(e.DATABASE_URL && e.VIBES_BACKUP_TARGET && e.VIBES_RESTART_COMMAND && e.VIBES_APP_URL, `${stack} ${name} has what the rollback needs`);
+        }
+        // Beside the release, the performance checks leave the database to it.
+        assert.equal(env(byName(run, "post-deploy-checks-performance")).VIBES_ROLLBACK_ON_FAILURE, undefined, stack);
+        assert.equal(byName(run, "maintenance-off-drop-copy").inputs.create, "bin/vibes-hooks copy drop");
+      }
+      const restoring = await runProgram("test", { overrides: { rollbackStrategy: "restore" } });
+      assert.doesNotMatch(String(byName(restoring, "backup-verify-restore").inputs.create), /--keep-copy/);
+      assert.equal(env(byName(restoring, "migration-migrate")).VIBES_ROLLBACK, "restore");
+    });
+
     it("restarts over SSH on AWS stacks (host and command in the environment) and locally on dev", () => {
       const remote = byName(runs.prod, "app-release-restart");
       assert.equal(remote.inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 300 --health-interval-seconds 2");
       assert.equal(env(remote).VIBES_APP_URL, "https://vibes.example", "the health gate polls the app from here");
       assert.equal(env(remote).VIBES_RESTART_HOST, "deploy@vibes-prod-app.internal.example");
       assert.equal(env(remote).VIBES_RESTART_COMMAND, "sudo systemctl restart vibes");
-      assert.deepEqual(secretPaths(remote.wire), ["environment.VIBES_DEPLOYMENT_DIGEST"], "the remote restart gets no secrets");
+      // The database password is for the rollback after a failed release (the swap runs here); over
+      // ssh no secret of ours travels to the app host (test/hooks/restart.test.ts).
+      assert.deepEqual(secretPaths(remote.wire), ["environment.VIBES_DB_PASSWORD", "environment.VIBES_DEPLOYMENT_DIGEST"], "the remote restart gets only the rollback's password");
       const localRestart = byName(runs.dev, "app-release-restart");
       assert.equal(localRestart.inputs.create, "bin/vibes-hooks restart --health-timeout-seconds 60 --health-interval-seconds 2");
       assert.equal(env(localRestart).VIBES_RESTART_COMMAND, "scripts/dev-env.sh restart-app");
@@ -288,6 +311,8 @@ describe("program", function () {
       ["post-deploy-checks-smoke", ["app-release-restart"]],
       ["post-deploy-checks-performance", ["validation-validate"]],
       ["maintenance-off-maintenance", ["post-deploy-checks-smoke", "post-deploy-checks-performance"]],
+      // The copy kept for a rollback by swap goes once the app serves again.
+      ["maintenance-off-drop-copy", ["maintenance-off-maintenance"]],
       ["notify-success", ["maintenance-off-maintenance", "validation-validate"]],
       // The monitoring role's grants never queue behind the migration's locks.
       ...(aws ? [["database-monitoring-tables-select", ["maintenance-off-maintenance"]] as [string, string[]]] : []),
@@ -329,7 +354,7 @@ describe("program", function () {
     const CHAIN = [
       "app-release-restart", "backup-dump", "backup-verify-restore",
       "gates-notify-start", "gates-window-check",
-      "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
+      "maintenance-off-drop-copy", "maintenance-off-maintenance", "maintenance-on-maintenance", "migration-migrate", "notify-success",
       "post-deploy-checks-performance", "post-deploy-checks-smoke", "preflight-preflight", "validation-validate",
     ];
     const changedFrom = (base: ProgramRun, run: ProgramRun, type?: string) => {
@@ -392,11 +417,13 @@ describe("program", function () {
         "backup-dump": ["environment.VIBES_DB_PASSWORD"],
         "backup-verify-restore": ["environment.VIBES_DB_PASSWORD"],
         "migration-migrate": ["environment.VIBES_DB_PASSWORD"],
-        "validation-validate": ["environment.VIBES_DB_PASSWORD"],
+        // After the migration a failure rolls back and restarts the app on dev's scripts, which need the token.
+        "validation-validate": ["environment.VIBES_ADMIN_TOKEN", "environment.VIBES_DB_PASSWORD"],
         "app-release-restart": ["environment.VIBES_ADMIN_TOKEN", "environment.VIBES_DB_PASSWORD"],
-        "post-deploy-checks-smoke": ["environment.VIBES_ADMIN_TOKEN"],
+        "post-deploy-checks-smoke": ["environment.VIBES_ADMIN_TOKEN", "environment.VIBES_DB_PASSWORD"],
         "post-deploy-checks-performance": ["environment.VIBES_DB_PASSWORD"],
         "maintenance-off-maintenance": ["environment.VIBES_ADMIN_TOKEN"],
+        "maintenance-off-drop-copy": ["environment.VIBES_DB_PASSWORD"],
         "backup-vault-folder": [],
         "gates-notify-start": [],
         "notify-success": [],
