@@ -29,7 +29,7 @@ export interface DatabaseState {
  * algorithm cannot be compared, so a manifest of any other format is refused rather than
  * reported as a data mismatch (restore accepts earlier ones: see LegacyManifest).
  */
-export const MANIFEST_FORMAT = 5;
+export const MANIFEST_FORMAT = 6;
 
 /** The oldest server the fingerprints run on (hash_record_extended came in PostgreSQL 14). */
 export const MIN_SERVER_MAJOR = 14;
@@ -43,10 +43,12 @@ interface ManifestHead {
 
 export interface Manifest extends ManifestHead, DatabaseState {}
 
-/** Formats 1-4: row counts, and constraint and index names, are what a restore can still compare. */
+/** Formats 1-5: row counts, and constraint and index names, are what a restore can still compare. */
 export interface LegacyManifest extends ManifestHead {
   tables: Record<string, { rows: number }>;
-  schema: { constraints: { table: string; name: string }[]; indexes: { table: string; name: string }[] };
+  schema:
+    | { constraints: { table: string; name: string }[]; indexes: { table: string; name: string }[] } // formats 1-4
+    | { tables: Record<string, { constraints: Record<string, unknown>; indexes: Record<string, unknown> }> }; // format 5: a snapshot
 }
 
 export const isCurrent = (m: Manifest | LegacyManifest): m is Manifest => m.format === MANIFEST_FORMAT;
@@ -176,11 +178,16 @@ export async function legacyChecks(client: Client, expected: LegacyManifest): Pr
   const counts = await client.query(tables.map((t) => `SELECT ${client.escapeLiteral(t)} AS t, count(*)::bigint AS n FROM ${quoteTable(t)}`).join(" UNION ALL "));
   const found = new Map(counts.rows.map((r) => [r.t as string, Number(r.n)]));
   const checks = tables.map((t) => rowsCheck(t, expected.tables[t].rows, found.get(t)));
+  const { schema } = expected;
+  const named = "tables" in schema
+    ? Object.entries(schema.tables).flatMap(([table, t]) => [...Object.keys(t.constraints), ...Object.keys(t.indexes)].map((name) => ({ table, name })))
+    : [...schema.constraints, ...schema.indexes];
+  // Index names as every format wrote them: without the schema.
   const objects = await client.query(
     `SELECT conname AS name FROM pg_constraint WHERE conrelid = ANY($1::regclass[])
-     UNION SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = ANY($1::regclass[])`, [tables.map(quoteTable)]);
+     UNION SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = ANY($1::regclass[])`, [tables.map(quoteTable)]);
   const present = new Set(objects.rows.map((r) => r.name as string));
-  for (const { table, name } of [...expected.schema.constraints, ...expected.schema.indexes]) {
+  for (const { table, name } of named) {
     checks.push({ name: `schema.object.${name}`, ok: present.has(name), detail: `${name} on ${table} ${present.has(name) ? "exists" : "is missing"}` });
   }
   return checks;

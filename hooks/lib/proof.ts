@@ -9,7 +9,7 @@ import type { Client } from "pg";
 import { UsageError } from "./errors";
 import { captureState, compareState, type Check, type Manifest } from "./manifest";
 import { currentRevision, readRecord } from "./revision";
-import { diffSchema, readSchemaSnapshot, sequenceChecks, type IdChange, type SchemaSnapshot } from "./schemaSnapshot";
+import { diffSchema, isCurrentSnapshot, readSchemaSnapshot, sequenceChecks, type IdChange, type SchemaSnapshot } from "./schemaSnapshot";
 import { tableOids } from "./tables";
 
 export type IdType = "uuid" | "integer";
@@ -25,6 +25,9 @@ export interface ProofOptions {
   data?: boolean;
   /** False: owners and privileges are not compared (a scratch restore without them). */
   privileges?: boolean;
+  /** The database is a pg_restore of the manifest's dump: what pg_dump cannot carry (the enabled
+   * state of constraints' internal triggers) is reported, not compared. */
+  restored?: boolean;
   /** Also the links (relationship fingerprints, orphans) at the backup's revision, where equal ids
    * would imply them: to accept renumbered ids, the links must be proven on their own. */
   relationships?: boolean;
@@ -55,7 +58,11 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
   await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   try {
     const revision = await currentRevision(client);
-    const recorded = revision === manifest.revision ? undefined : (await readRecord(client))?.schemas[revision ?? ""];
+    const found = revision === manifest.revision ? undefined : (await readRecord(client))?.schemas[revision ?? ""];
+    // A schema recorded by an earlier vibes-hooks lacks what is compared since: against it, all of
+    // that would read as changed. Without it the rule is the id change's, as for an unrecorded revision.
+    const outdated = found !== undefined && !isCurrentSnapshot(found);
+    const recorded = outdated ? undefined : found;
     const basis: Proof["basis"] = revision === manifest.revision ? "backup" : recorded ? "recorded" : "id change";
     const sameIds = basis === "backup";
     const tables = Object.keys(manifest.tables);
@@ -70,7 +77,7 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
       ok: true,
       detail: basis === "backup" ? `compared with the backup's schema (the database is at its revision ${revision ?? "(none)"})`
         : basis === "recorded" ? `compared with the schema recorded when ${revision} was last proven`
-          : `compared with the backup's schema (${manifest.revision ?? "no revision"}) and the id change to ${opts.idType}`,
+          : `compared with the backup's schema (${manifest.revision ?? "no revision"}) and the id change to ${opts.idType}${outdated ? ` (the schema recorded for ${revision} is of an earlier vibes-hooks)` : ""}`,
     };
     const idColumns = Object.fromEntries(Object.entries(manifest.tables).map(([t, s]) => [t, s.idColumn]));
     return {
@@ -79,7 +86,7 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
       schema: state.schema,
       checks: [
         schemaBasis,
-        ...diffSchema(recorded ?? manifest.schema, state.schema, basis === "id change" ? idChangeFrom(manifest, opts) : undefined, { privileges: opts.privileges }),
+        ...diffSchema(recorded ?? manifest.schema, state.schema, basis === "id change" ? idChangeFrom(manifest, opts) : undefined, { privileges: opts.privileges, restored: opts.restored }),
         ...(await sequenceChecks(client, state.schema, idColumns)),
         ...("tables" in state ? compareState(manifest, state, { ids: sameIds }) : []),
       ],

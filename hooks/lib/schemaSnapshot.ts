@@ -5,7 +5,8 @@
 // Compared by name: tables, columns, constraints, indexes, triggers, policies and dependent
 // views (apps and later migrations refer to them by name). Not compared by name: sequences,
 // which are known by the column they serve (a default's own sequence reads `nextval(<sequence>)`),
-// and the indexes behind primary-key, unique and exclusion constraints (they are the constraint).
+// the indexes behind primary-key, unique and exclusion constraints (they are the constraint), and
+// a constraint's internal triggers (named after OIDs: they are known by their constraint).
 import type { Client } from "pg";
 import type { Check } from "./manifest";
 import { byCodePoint } from "./dataModel";
@@ -38,15 +39,31 @@ export interface ColumnSchema {
   collation: string | null;
   /** The sequence the column's default or identity draws from. */
   sequence: SequenceSchema | null;
+  comment: string | null;
+  /** Column privileges (GRANT SELECT (col) ...), sorted. */
+  acl: string[];
 }
 
 export interface ObjectSchema {
   definition: string;
 }
 
+export interface IndexSchema extends ObjectSchema {
+  comment: string | null;
+}
+
 export interface ConstraintSchema extends ObjectSchema {
   /** The definition without NOT VALID; whether the rows were checked is this. */
   validated: boolean;
+  comment: string | null;
+  /** The comment of the index behind a primary-key, unique or exclusion constraint. */
+  indexComment: string | null;
+  /**
+   * pg_trigger.tgenabled of the constraint's internal triggers (a foreign key's, a deferrable
+   * unique's), by what each does: "check on insert", "action on delete", ... ALTER TABLE ...
+   * DISABLE TRIGGER ALL (superusers only) turns a foreign key's off.
+   */
+  triggers: Record<string, string>;
 }
 
 export interface TriggerSchema extends ObjectSchema {
@@ -58,9 +75,13 @@ export interface TableSchema {
   owner: string;
   acl: string[];
   rowSecurity: "off" | "on" | "forced";
+  comment: string | null;
+  unlogged: boolean;
+  /** As ALTER TABLE sets it: DEFAULT, NOTHING, FULL or USING INDEX name (logical decoding's key). */
+  replicaIdentity: string;
   columns: Record<string, ColumnSchema>;
   constraints: Record<string, ConstraintSchema>;
-  indexes: Record<string, ObjectSchema>;
+  indexes: Record<string, IndexSchema>;
   triggers: Record<string, TriggerSchema>;
   policies: Record<string, ObjectSchema>;
 }
@@ -86,11 +107,18 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
   const relOids = [...oids.values()];
   const tables: Record<string, TableSchema> = {};
   const rel = await client.query(
-    `SELECT c.oid::oid AS rel, pg_get_userbyid(c.relowner) AS owner, c.relacl::text[] AS acl, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced
+    `SELECT c.oid::oid AS rel, pg_get_userbyid(c.relowner) AS owner, c.relacl::text[] AS acl, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+            -- alembic_version's comment is the deployment record (revision.ts): it changes with every migrate.
+            CASE WHEN c.oid IS DISTINCT FROM to_regclass('alembic_version') THEN obj_description(c.oid, 'pg_class') END AS comment,
+            c.relpersistence = 'u' AS unlogged,
+            CASE c.relreplident WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING' WHEN 'f' THEN 'FULL'
+              -- Its index dropped, the table keeps 'i' and logs no key (as NOTHING).
+              ELSE 'USING INDEX ' || coalesce((SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                                                WHERE x.indrelid = c.oid AND x.indisreplident), '(dropped)') END AS replident
        FROM pg_class c WHERE c.oid = ANY($1::oid[])`, [relOids]);
   for (const r of rel.rows) {
     tables[names.get(Number(r.rel))!] = {
-      owner: r.owner, acl: sortedAcl(r.acl), rowSecurity: ROW_SECURITY(r.rls, r.forced),
+      owner: r.owner, acl: sortedAcl(r.acl), rowSecurity: ROW_SECURITY(r.rls, r.forced), comment: r.comment, unlogged: r.unlogged, replicaIdentity: r.replident,
       columns: {}, constraints: {}, indexes: {}, triggers: {}, policies: {},
     };
   }
@@ -98,7 +126,7 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
 
   const columns = await client.query(
     `WITH cols AS (
-       SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated, a.attcollation,
+       SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated, a.attcollation, a.attacl,
               ad.oid AS defoid, ad.adbin, ad.adrelid,
               coalesce(
                 (SELECT d.refobjid FROM pg_depend d JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
@@ -109,6 +137,7 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
          FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
         WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped)
      SELECT c.attrelid::oid AS rel, c.attname AS name, format_type(c.atttypid, c.atttypmod) AS type, c.attnotnull AS not_null,
+            col_description(c.attrelid, c.attnum) AS comment, c.attacl::text[] AS acl,
             CASE WHEN c.attgenerated <> '' THEN NULL WHEN c.seq IS NULL THEN pg_get_expr(c.adbin, c.adrelid)
                  ELSE replace(pg_get_expr(c.adbin, c.adrelid), quote_literal(c.seq::regclass::text) || '::regclass', '<sequence>') END AS "default",
             CASE c.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END AS identity,
@@ -130,16 +159,31 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
           cycle: r.seq_cycle, owned: r.seq_owned, owner: r.seq_owner, acl: sortedAcl(r.seq_acl),
         }
         : null,
+      comment: r.comment, acl: sortedAcl(r.acl),
     };
   }
 
   const constraints = await client.query(
-    `SELECT conrelid::oid AS rel, conname AS name, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '') AS definition, convalidated AS validated
+    `SELECT conrelid::oid AS rel, conname AS name, regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '') AS definition, convalidated AS validated,
+            obj_description(oid, 'pg_constraint') AS comment,
+            CASE WHEN contype IN ('p', 'u', 'x') THEN obj_description(conindid, 'pg_class') END AS index_comment
        FROM pg_constraint WHERE conrelid = ANY($1::oid[])`, [relOids]);
-  for (const r of constraints.rows) of(r).constraints[r.name] = { definition: r.definition, validated: r.validated };
+  for (const r of constraints.rows) {
+    of(r).constraints[r.name] = { definition: r.definition, validated: r.validated, comment: r.comment, indexComment: r.index_comment, triggers: {} };
+  }
+  // Known by what they do, not by their function: a changed ON DELETE changes the function, and
+  // the constraint's definition already shows that.
+  const internalTriggers = await client.query(
+    `SELECT c.conrelid::oid AS rel, c.conname AS constraint, t.tgenabled AS enabled,
+            CASE WHEN p.proname IN ('RI_FKey_check_ins', 'RI_FKey_check_upd') THEN 'check' WHEN c.contype = 'f' THEN 'action' ELSE p.proname END
+              || ' on ' || concat_ws(' or ', CASE WHEN t.tgtype & 4 <> 0 THEN 'insert' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'delete' END,
+                                     CASE WHEN t.tgtype & 16 <> 0 THEN 'update' END) AS does
+       FROM pg_trigger t JOIN pg_constraint c ON c.oid = t.tgconstraint JOIN pg_proc p ON p.oid = t.tgfoid
+      WHERE t.tgisinternal AND c.conrelid = ANY($1::oid[])`, [relOids]);
+  for (const r of internalTriggers.rows) of(r).constraints[r.constraint].triggers[r.does] = r.enabled;
 
   const indexes = await client.query(
-    `SELECT x.indrelid::oid AS rel, i.relname AS name,
+    `SELECT x.indrelid::oid AS rel, i.relname AS name, obj_description(x.indexrelid, 'pg_class') AS comment,
             replace(pg_get_indexdef(x.indexrelid), 'INDEX ' || quote_ident(i.relname) || ' ON ', 'INDEX ON ')
               -- A failed CREATE INDEX CONCURRENTLY leaves an index that reads the same and is never used.
               || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END AS definition
@@ -147,7 +191,7 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
       WHERE x.indrelid = ANY($1::oid[])
         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x'))`,
     [relOids]);
-  for (const r of indexes.rows) of(r).indexes[r.name] = { definition: r.definition };
+  for (const r of indexes.rows) of(r).indexes[r.name] = { definition: r.definition, comment: r.comment };
 
   const triggers = await client.query(
     `SELECT tgrelid::oid AS rel, tgname AS name, tgenabled AS enabled,
@@ -179,8 +223,18 @@ export async function readSchemaSnapshot(client: Client, oids: Map<string, numbe
   for (const r of views.rows) {
     viewList[r.name] = { kind: r.kind === "m" ? "materialized view" : "view", definition: r.definition, owner: r.owner, acl: sortedAcl(r.acl) };
   }
-  return { tables: sortKeys(tables, (t) => ({ ...t, columns: sortKeys(t.columns), constraints: sortKeys(t.constraints), indexes: sortKeys(t.indexes), triggers: sortKeys(t.triggers), policies: sortKeys(t.policies) })), views: sortKeys(viewList) };
+  return {
+    tables: sortKeys(tables, (t) => ({
+      ...t, columns: sortKeys(t.columns), constraints: sortKeys(t.constraints, (c) => ({ ...c, triggers: sortKeys(c.triggers) })),
+      indexes: sortKeys(t.indexes), triggers: sortKeys(t.triggers), policies: sortKeys(t.policies),
+    })),
+    views: sortKeys(viewList),
+  };
 }
+
+/** Whether `snapshot` has this version's shape; one recorded by an earlier vibes-hooks (format 5
+ * manifests' shape) has no comments, persistence or replica identity. */
+export const isCurrentSnapshot = (snapshot: SchemaSnapshot) => Object.values(snapshot.tables).every((t) => typeof t.replicaIdentity === "string");
 
 /** Keys in code-point order: a snapshot prints (and digests) the same whatever the catalog's order. */
 function sortKeys<T>(record: Record<string, T>, map: (v: T) => T = (v) => v): Record<string, T> {
@@ -204,6 +258,8 @@ export interface IdChange {
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ");
 const show = (v: unknown) => (v === null || v === undefined ? "none" : typeof v === "string" ? v : JSON.stringify(v));
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const showComment = (c: string | null) => (c === null ? "none" : JSON.stringify(c));
+const commentChange = (what: string, e: string | null, a: string | null) => (a === e ? [] : [`${what} ${showComment(a)}, was ${showComment(e)}`]);
 
 function defaultProblem(col: ColumnSchema, expected: IdChange["idDefault"]): string | undefined {
   if (expected === "sequence") {
@@ -236,7 +292,29 @@ function columnDifferences(exp: ColumnSchema, act: ColumnSchema, role: "id" | "k
   }
   if (act.generated !== exp.generated) out.push(`generated ${show(act.generated)}, was ${show(exp.generated)}`);
   if (act.collation !== exp.collation) out.push(`collation ${show(act.collation)}, was ${show(exp.collation)}`);
+  // The id change alters type and default only: a migration that rebuilds the column (add, copy,
+  // drop, rename) must give it back its comment and grants.
+  const rebuilt = changing ? " (set it again on the rebuilt column)" : "";
+  out.push(...commentChange("comment", exp.comment, act.comment).map((d) => d + rebuilt));
+  if (privileges && !same(act.acl, exp.acl)) out.push(`privileges ${show(act.acl)}, were ${show(exp.acl)}${rebuilt}`);
   return out;
+}
+
+function constraintDifference(e: ConstraintSchema, a: ConstraintSchema): string | undefined {
+  if (e.definition !== a.definition) return `is now ${a.definition}; was ${e.definition}`;
+  const out = [
+    ...(e.validated && !a.validated ? ["is NOT VALID now: its rows were not checked"] : []),
+    ...commentChange("has comment", e.comment, a.comment),
+    ...commentChange("has index comment", e.indexComment, a.indexComment),
+  ];
+  return out.length > 0 ? out.join("; ") : undefined;
+}
+
+/** A constraint's internal triggers whose enabled state differs, as "action on delete D, was O". */
+function triggerStateChanges(e: ConstraintSchema, a: ConstraintSchema): string[] {
+  return [...new Set([...Object.keys(e.triggers), ...Object.keys(a.triggers)])].sort(byCodePoint)
+    .filter((does) => e.triggers[does] !== a.triggers[does])
+    .map((does) => `${does} ${show(a.triggers[does])}, was ${show(e.triggers[does])}`);
 }
 
 function sequenceDifference(exp: SequenceSchema, act: SequenceSchema, privileges: boolean): string {
@@ -270,8 +348,12 @@ function objectDifferences<T extends ObjectSchema>(
  * The schema now against a snapshot: equal, or (with `change`) equal except the id change: key
  * columns become change.type, id columns get change.idDefault, their sequences may go or come.
  * One failed check per difference, one passing check per table (and for the views) without any.
+ * `privileges: false`: owners and grants (of tables, columns, sequences, views) are not compared.
+ * `restored`: the database is a pg_restore of the snapshot's dump, which cannot carry the enabled
+ * state of constraints' internal triggers (pg_dump leaves them out): a difference there is a
+ * passing check that says so, not a failure.
  */
-export function diffSchema(expected: SchemaSnapshot, actual: SchemaSnapshot, change?: IdChange, opts: { privileges?: boolean } = {}): Check[] {
+export function diffSchema(expected: SchemaSnapshot, actual: SchemaSnapshot, change?: IdChange, opts: { privileges?: boolean; restored?: boolean } = {}): Check[] {
   const privileges = opts.privileges ?? true;
   const checks: Check[] = [];
   for (const [table, exp] of Object.entries(expected.tables)) {
@@ -294,10 +376,19 @@ export function diffSchema(expected: SchemaSnapshot, actual: SchemaSnapshot, cha
       if (diffs.length > 0) fail("column", column, `column ${column}: ${diffs.join("; ")}`);
     }
     for (const [column, a] of Object.entries(act.columns)) if (!exp.columns[column]) fail("column", column, `column ${column} (${a.type}) was added`);
-    for (const [name, d] of objectDifferences("constraint", exp.constraints, act.constraints, (e, a) =>
-      e.definition !== a.definition ? `is now ${a.definition}; was ${e.definition}`
-        : e.validated && !a.validated ? "is NOT VALID now: its rows were not checked" : undefined)) fail("constraint", name, d);
-    for (const [name, d] of objectDifferences("index", exp.indexes, act.indexes)) fail("index", name, d);
+    const notes: Check[] = [];
+    for (const [name, d] of objectDifferences("constraint", exp.constraints, act.constraints, constraintDifference)) fail("constraint", name, d);
+    for (const [name, e] of Object.entries(exp.constraints)) {
+      const a = act.constraints[name];
+      const changes = a && a.definition === e.definition ? triggerStateChanges(e, a) : [];
+      if (changes.length === 0) continue;
+      // Named by the constraint: the triggers' own names carry OIDs.
+      const detail = `constraint ${name}'s internal triggers: ${changes.join("; ")}`;
+      if (!opts.restored) fail("trigger", name, detail);
+      else notes.push({ name: `schema.trigger.${table}.${name}`, ok: true, detail: `${table}: ${detail}; not compared: pg_dump does not carry their enabled state, a restore enables them` });
+    }
+    for (const [name, d] of objectDifferences("index", exp.indexes, act.indexes, (e, a) =>
+      e.definition !== a.definition ? `is now ${a.definition}; was ${e.definition}` : commentChange("has comment", e.comment, a.comment)[0])) fail("index", name, d);
     for (const [name, d] of objectDifferences("trigger", exp.triggers, act.triggers, (e, a) =>
       e.definition !== a.definition ? `is now ${a.definition}; was ${e.definition}`
         : e.enabled !== a.enabled ? `is enabled ${a.enabled}, was ${e.enabled}` : undefined)) fail("trigger", name, d);
@@ -305,6 +396,10 @@ export function diffSchema(expected: SchemaSnapshot, actual: SchemaSnapshot, cha
     if (privileges && act.owner !== exp.owner) fail("owner", "table", `owner ${act.owner}, was ${exp.owner}`);
     if (privileges && !same(act.acl, exp.acl)) fail("privileges", "table", `privileges ${show(act.acl)}, were ${show(exp.acl)}`);
     if (act.rowSecurity !== exp.rowSecurity) fail("row_security", "table", `row security ${act.rowSecurity}, was ${exp.rowSecurity}`);
+    for (const d of commentChange("comment", exp.comment, act.comment)) fail("comment", "table", d);
+    if (act.unlogged !== exp.unlogged) fail("persistence", "table", act.unlogged ? "UNLOGGED now, was logged" : "logged now, was UNLOGGED");
+    if (act.replicaIdentity !== exp.replicaIdentity) fail("replica_identity", "table", `replica identity ${act.replicaIdentity}, was ${exp.replicaIdentity}`);
+    checks.push(...notes);
     if (failed.length > 0) {
       checks.push(...failed);
     } else {

@@ -54,7 +54,7 @@ describe("vibes-hooks backup", function () {
     }
     assert.ok(t.dumpDone <= t.dumpStored, `the store completes only after pg_dump exits: ${JSON.stringify(t)}`);
     const manifest = JSON.parse(readFileSync(fileURLToPath(res.json.manifestUri), "utf8"));
-    assert.equal(manifest.format, 5);
+    assert.equal(manifest.format, 6);
     assert.deepEqual(manifest.dump, { uri: res.json.uri, sha256: res.json.sha256, bytes: res.json.bytes });
     assert.equal(manifest.tables.journals.idColumn, "id");
     assert.deepEqual(manifest.tables.journals.keyColumns, ["id", "user_id"]);
@@ -65,7 +65,7 @@ describe("vibes-hooks backup", function () {
     const journals = manifest.schema.tables.journals;
     assert.equal(journals.constraints.journals_user_id_fkey.definition, "FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE");
     assert.equal(journals.indexes.ix_journals_user_id.definition, "CREATE INDEX ON public.journals USING btree (user_id)");
-    assert.deepEqual(journals.columns.user_id, { type: "integer", notNull: true, default: null, identity: null, generated: null, collation: null, sequence: null });
+    assert.deepEqual(journals.columns.user_id, { type: "integer", notNull: true, default: null, identity: null, generated: null, collation: null, sequence: null, comment: null, acl: [] });
     assert.equal(journals.columns.id.default, "nextval(<sequence>)");
     assert.equal(journals.columns.id.sequence.owned, true);
 

@@ -111,8 +111,8 @@ describe("hooks lib: connection settings, passfile, redaction", () => {
     const dir = mkdtempSync(join(tmpdir(), "vibes-manifest-"));
     try {
       const file = join(dir, "old.manifest.json");
-      writeFileSync(file, JSON.stringify({ format: 1, tables: {}, schema: {}, dump: { sha256: "ab".repeat(32) } }));
-      await assert.rejects(loadManifest(pathToFileURL(file).href, {}), /is a format 1 manifest; this vibes-hooks computes format 5 fingerprints/);
+      writeFileSync(file, JSON.stringify({ format: 5, tables: {}, schema: {}, dump: { sha256: "ab".repeat(32) } }));
+      await assert.rejects(loadManifest(pathToFileURL(file).href, {}), /is a format 5 manifest; this vibes-hooks computes format 6 fingerprints/);
       writeFileSync(file, "{}");
       await assert.rejects(loadManifest(pathToFileURL(file).href, {}), /is not a vibes backup manifest/);
     } finally {

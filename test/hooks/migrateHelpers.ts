@@ -36,19 +36,26 @@ export interface Prepared {
 }
 
 /** Objects besides the keys that an app depends on, none on an id column (001 rebuilds those): a
- * check constraint, a trigger and a view, owned by the app's role. The schema faults drop them. */
+ * check constraint, a trigger and a view, owned by the app's role; comments, a column grant and a
+ * replica identity that 001 keeps. The schema faults (test/support/faults.ts) drop or change them. */
 export const SCHEMA_EXTRAS = `ALTER TABLE journals ADD CONSTRAINT journals_title_not_blank CHECK (title <> '');
   CREATE FUNCTION keep_created_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.created_at := OLD.created_at; RETURN NEW; END $$;
   ALTER FUNCTION keep_created_at() OWNER TO vibes;
   CREATE TRIGGER journals_keep_created_at BEFORE UPDATE ON journals FOR EACH ROW EXECUTE FUNCTION keep_created_at();
-  CREATE VIEW journal_titles AS SELECT title, created_at FROM journals; ALTER VIEW journal_titles OWNER TO vibes`;
+  CREATE VIEW journal_titles AS SELECT title, created_at FROM journals; ALTER VIEW journal_titles OWNER TO vibes;
+  COMMENT ON TABLE users IS 'people who sign in';
+  COMMENT ON COLUMN journals.title IS 'shown in lists';
+  COMMENT ON CONSTRAINT journals_title_not_blank ON journals IS 'the app rejects blank titles too';
+  COMMENT ON INDEX users_email_key IS 'sign-in lookup';
+  GRANT SELECT (email) ON users TO PUBLIC;
+  ALTER TABLE tags REPLICA IDENTITY FULL`;
 
 /** A fresh Vibes database at 0000_initial (with `setupSql` run as superuser) and a verified backup in `backupDir`. In sql mode the
- * hook gets neither the app's folder nor a Python: the SQL files must be all it needs. */
-export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec, setupSql = ""): Promise<Prepared> {
+ * hook gets neither the app's folder nor a Python: the SQL files must be all it needs. `extraEnv` (VIBES_TABLES, ...) is the hooks' too. */
+export async function prepareDatabase(pg: PgCluster, backupDir: string, files: MigrationFilesSpec, setupSql = "", extraEnv: NodeJS.ProcessEnv = {}): Promise<Prepared> {
   const db = await pg.createVibesDatabase({ users: 12, journalsPerUser: 3, tags: 4 });
   if (setupSql) await pg.query(db.name, setupSql);
-  const env: NodeJS.ProcessEnv = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: backupDir };
+  const env: NodeJS.ProcessEnv = { ...db.env, VIBES_BACKUP_TARGET: "local", VIBES_BACKUP_DIR: backupDir, ...extraEnv };
   if (files.mode === "alembic") {
     Object.assign(env, { VIBES_APP_DIR: files.appDir, VIBES_PYTHON: APP_PYTHON });
   } else {

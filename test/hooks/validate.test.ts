@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, runHooks, type HooksResult } from "../support/hooks";
 import { SCHEMA_EXTRAS } from "./migrateHelpers";
+import { PROPERTY_FAULTS } from "../support/faults";
 
 describe("vibes-hooks validate", function () {
   let pg: PgCluster;
@@ -69,6 +70,7 @@ describe("vibes-hooks validate", function () {
     ["a changed column type", "ALTER TABLE tags ALTER COLUMN name TYPE text", "schema.column.tags.name", /type text, was character varying\(100\)/],
     ["a partial index made whole", "DROP INDEX ix_journal_tags_tag_id; CREATE INDEX ix_journal_tags_tag_id ON journal_tags (tag_id) WHERE tag_id IS NOT NULL",
       "schema.index.journal_tags.ix_journal_tags_tag_id", /is now .*WHERE \(tag_id IS NOT NULL\); was/],
+    ...PROPERTY_FAULTS.map((f) => [f.what, f.sql, f.check, f.detail] as const),
   ] as const) {
     it(`catches ${what} after the migration, by name`, async () => {
       const db = await migratedWith(sql);

@@ -105,7 +105,7 @@ describe("vibes-hooks verify-restore and restore", function () {
     const verify = await runHooks("verify-restore", ["--uri", uri], env);
     assert.equal(verify.code, 0, verify.stderr);
     assert.equal(verify.json.fingerprintsCompared, false);
-    assert.match(verify.stderr, /manifest is format 2: row counts, constraint and index names and the revision are compared, its fingerprints and schema \(format 5 here\) are not/);
+    assert.match(verify.stderr, /manifest is format 2: row counts, constraint and index names and the revision are compared, its fingerprints and schema \(format 6 here\) are not/);
     const names = verify.json.checks.map((c: { name: string }) => c.name);
     assert.ok(names.includes("data.rows.journals") && names.includes("revision") && names.includes("schema.object.ix_journals_user_id"));
     assert.ok(!names.some((n: string) => n.startsWith("data.content.")), names.join());
@@ -125,7 +125,24 @@ describe("vibes-hooks verify-restore and restore", function () {
     }
 
     const validate = await runHooks("validate", ["data", "--manifest", `${uri}.manifest.json`, "--id-type", "integer"], db.env);
-    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 5 fingerprints/);
+    assertFailed(validate, "validate", /is a format 2 manifest; this vibes-hooks computes format 6 fingerprints/);
+  });
+
+  it("verifies a backup of format 5 (its schema snapshot before comments, replica identity and the rest) by counts and names", async () => {
+    const format5 = (m: Parameters<NonNullable<Parameters<typeof copyBackup>[0]["manifest"]>>[0], broken: boolean) => {
+      m.format = 5;
+      if (!broken) return;
+      m.tables.journals.rows += 1;
+      (m.schema as { tables: Record<string, { indexes: Record<string, unknown> }> }).tables.journals.indexes.ix_gone = { definition: "CREATE INDEX ON public.journals USING btree (title)" };
+    };
+    const verify = await runHooks("verify-restore", ["--uri", copyBackup({ manifest: (m) => format5(m, false) })], env);
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.equal(verify.json.fingerprintsCompared, false);
+    assert.match(verify.stderr, /manifest is format 5: row counts, constraint and index names and the revision are compared/);
+    const names = verify.json.checks.map((c: { name: string }) => c.name);
+    assert.ok(["data.rows.journals", "schema.object.journals_user_id_fkey", "schema.object.users_pkey", "schema.object.ix_journals_user_id"].every((n) => names.includes(n)), names.join());
+    const broken = await runHooks("verify-restore", ["--uri", copyBackup({ manifest: (m) => format5(m, true) })], env);
+    assertFailed(broken, "verify-restore", /differs from its manifest: data\.rows\.journals, schema\.object\.ix_gone$/);
   });
 
   describe("restore", () => {
