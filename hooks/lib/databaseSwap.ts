@@ -139,8 +139,9 @@ export async function sealCopy(admin: Client, name: string, marker: CopyMarker):
 async function endSessions(admin: Client, database: string, log: (m: string) => void): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (let announced = false; ; announced = true) {
+    // Signalled at once, then watched closely: a backend ends within milliseconds of the signal.
     const left = await admin.query(
-      `SELECT pid, usename, application_name, pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity
+      `SELECT pid, usename, application_name, pg_terminate_backend(pid) AS signalled FROM pg_stat_activity
         WHERE datname = $1 AND pid <> pg_backend_pid()`, [database]);
     if (left.rowCount === 0) return;
     if (!announced) log(`ending ${left.rowCount} session(s) on ${database}`);
@@ -149,7 +150,7 @@ async function endSessions(admin: Client, database: string, log: (m: string) => 
       throw new StepError(`session(s) on ${database} did not end within 30s: ${who}`,
         "end them (SELECT pg_terminate_backend(pid) as a role that may), then rerun; nothing was swapped");
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

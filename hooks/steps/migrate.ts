@@ -385,9 +385,10 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         throw new StepError(`${failure}. The swap to the verified copy failed: ${errorMessage(err)}`, next, { details: { ...facts(), revisionAfter: null, changed: true } });
       });
       if (!("unavailable" in swapped)) {
-        // Which rows differ, read in the failed database, kept as it was: after the rollback, not before it.
+        // Which rows differ, read in the failed database, kept as it was, against the copy now in its
+        // place (proven equal to the backup: no scratch restore): after the rollback, not before it.
         differingRows = await withClient({ ...settings, database: swapped.failedDatabase }, "migrate (locate)",
-          (failedDb) => locateDifferingRows(failedDb, settings, manifest, failedChecks, env, log)).catch((err) => {
+          (failedDb) => locateDifferingRows(failedDb, settings, manifest, failedChecks, env, log, settings)).catch((err) => {
           log(`warning: the differing rows could not be located: ${errorMessage(err)}`);
           return null;
         });

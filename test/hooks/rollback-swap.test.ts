@@ -136,6 +136,22 @@ describe("rollback by swap and a restore that cannot be blocked", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("after a swap the differing rows are named from the failed database against the copy, without a scratch restore", async () => {
+    const sqlDir = sqlCopy("UPDATE journals SET title = 'renamed by the migration' WHERE title = (SELECT min(title) FROM journals);");
+    const { db, migrate } = await prepared(sqlDir, { keep: true });
+    const [{ title }] = await pg.query(db.name, "SELECT min(title) AS title FROM journals");
+    const res = await migrate(TARGET);
+    assertFailed(res, "migrate", /data\.content\.journals.*the verified copy of the backup was swapped in/);
+    assert.match(res.stderr, new RegExp(`locating the differing rows of journals, journal_tags \\(against ${db.name}, proven equal to the backup\\)`));
+    assert.doesNotMatch(res.stderr, /restoring into vibes_locate_/);
+    const journals = res.json.differingRows.find((d: { table: string }) => d.table === "journals");
+    assert.equal(journals.onlyInBackup.length, 1);
+    assert.ok(journals.onlyInBackup[0].includes(title), journals.onlyInBackup[0]);
+    assert.ok(journals.onlyNow[0].includes("renamed by the migration"), journals.onlyNow[0]);
+    await pg.dropDatabase(res.json.failedDatabase);
+    await pg.dropDatabase(db.name);
+  });
+
   it("without a kept copy the restore goes into a fresh database swapped in: objects the migration created never block it", async () => {
     const sqlDir = sqlCopy(NEW_TABLE_AND_BROKEN_CHECK);
     writeFileSync(join(sqlDir, `${TARGET}.down.sql`), "SELECT 1 / 0;\n"); // the down command fails: the backup it is
