@@ -9,17 +9,10 @@ import { TABLE_NAME } from "./hooks/lib/tables";
 import { plannedMigrationFilesSha256 } from "./hooks/lib/migrationFiles";
 import { pgDurationMs } from "./hooks/lib/text";
 import { loadSafetyConfig, SafetyConfig } from "./safety/config";
+import { Bad, ConfigSource, rawValue, setCommand, stackSecret } from "./configSource";
 
 export const PROJECT = "vibes-db-deploy";
 const DEV_STACK = "dev";
-
-/** Where raw values come from: the Pulumi config under the engine, a plain map in tests. */
-export interface ConfigSource {
-  /** Raw string value (arrays as JSON) of a project key, or of a namespaced key like `aws:region`. */
-  get(key: string): string | undefined;
-  /** True when the stack holds the key encrypted (`secure:`). */
-  isSecret(key: string): boolean;
-}
 
 export type BackupTarget = "local" | "s3";
 export type MigrationMode = "alembic" | "sql";
@@ -135,14 +128,9 @@ function parseSecretKeys(raw: string | undefined): Set<string> {
 /** Validates raw values into a DeployConfig, or throws one error naming every bad key and its fix. */
 export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const problems: string[] = [];
-  const bad = (key: string, problem: string, fix: string) => problems.push(`${key}: ${problem}; ${fix}`);
-  const setCmd = (key: string, example: string, secret = false) =>
-    `set it with: pulumi config set${secret ? " --secret" : ""} ${key} ${example} --stack ${stack}`;
-
-  const raw = (key: string): string | undefined => {
-    const v = source.get(key);
-    return v === undefined || v === "" ? undefined : v;
-  };
+  const bad: Bad = (key, problem, fix) => problems.push(`${key}: ${problem}; ${fix}`);
+  const setCmd = (key: string, example: string, secret = false) => setCommand(stack, key, example, secret);
+  const raw = (key: string) => rawValue(source, key);
   const str = (key: string, example: string): string => {
     const v = raw(key);
     if (v === undefined) bad(key, "is not set", setCmd(key, example));
@@ -180,10 +168,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     if (value !== undefined && file !== undefined) {
       bad(key, `is set together with ${fileKey}`, `keep one: pulumi config rm ${fileKey} --stack ${stack}`);
     } else if (value !== undefined) {
-      if (!source.isSecret(key)) {
-        bad(key, "is stored in plain text in the stack file", `re-set it encrypted: pulumi config set --secret ${key} <value> --stack ${stack}`);
-      }
-      return pulumi.secret(value);
+      return stackSecret(source, stack, key, value, bad);
     } else if (file !== undefined) {
       if (stack !== DEV_STACK) {
         bad(fileKey, `is only allowed on the ${DEV_STACK} stack`, `pulumi config rm ${fileKey} --stack ${stack} && pulumi config set --secret ${key} <value> --stack ${stack}`);

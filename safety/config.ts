@@ -1,7 +1,7 @@
 // The safety keys of the stack configuration (docs/safety.md). config.ts calls loadSafetyConfig
 // from loadConfig with its own `bad`, so every problem lands in the one configuration error.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConfigSource } from "../config";
+import { Bad, ConfigSource, rawValue, setCommand, stackSecret } from "../configSource";
 import { MaintenanceWindow, parseWindow } from "./maintenanceWindow";
 import { GateOverride, parseOverride } from "./override";
 
@@ -33,8 +33,6 @@ export interface SafetyConfig {
   };
 }
 
-type Bad = (key: string, problem: string, fix: string) => void;
-
 const THRESHOLD_KEYS: Record<keyof AlarmThresholds, [key: string, min: number, example: string]> = {
   cpuUtilizationPercent: ["alarmCpuUtilizationPercent", 1, "80"],
   freeableMemoryBytes: ["alarmFreeableMemoryBytes", 1, "268435456"],
@@ -51,12 +49,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export function loadSafetyConfig(source: ConfigSource, stack: string, bad: Bad): SafetyConfig {
-  const raw = (key: string) => {
-    const v = source.get(key);
-    return v === undefined || v === "" ? undefined : v;
-  };
-  const setCmd = (key: string, example: string, secret = false) =>
-    `set it with: pulumi config set${secret ? " --secret" : ""} ${key} ${example} --stack ${stack}`;
+  const raw = (key: string) => rawValue(source, key);
+  const setCmd = (key: string, example: string, secret = false) => setCommand(stack, key, example, secret);
   const json = (key: string, example: string): unknown => {
     const v = raw(key);
     if (v === undefined) return undefined;
@@ -78,9 +72,7 @@ export function loadSafetyConfig(source: ConfigSource, stack: string, bad: Bad):
   };
   const secret = (key: string): pulumi.Output<string> | undefined => {
     const v = raw(key);
-    if (v === undefined) return undefined;
-    if (!source.isSecret(key)) bad(key, "is stored in plain text in the stack file", `re-set it encrypted: ${setCmd(key, "<value>", true).replace(/^set it with: /, "")}`);
-    return pulumi.secret(v);
+    return v === undefined ? undefined : stackSecret(source, stack, key, v, bad);
   };
 
   const safety: SafetyConfig = {};

@@ -5,22 +5,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
-import { ConfigSource, loadConfig, PROJECT, s3BucketNameProblem, snapshotIdentifier } from "../../config";
-import { devSecretFiles, ROOT, runProgram, stackConfig, TEST_SECRETS } from "./harness";
+import { loadConfig, PROJECT, s3BucketNameProblem, snapshotIdentifier } from "../../config";
+import { ROOT, runProgram, sourceFor, TEST_SECRETS } from "./harness";
 
 type Overrides = Record<string, string | undefined>;
-
-function sourceFor(stack: string, overrides: Overrides = {}, read?: Set<string>): ConfigSource {
-  const { config, secretKeys } = stackConfig(stack, { ...(stack === "dev" ? devSecretFiles() : {}), ...overrides });
-  const full = (key: string) => (key.includes(":") ? key : `${PROJECT}:${key}`);
-  return {
-    get: (key) => {
-      read?.add(key);
-      return config[full(key)];
-    },
-    isSecret: (key) => secretKeys.includes(full(key)),
-  };
-}
 
 function errorFor(stack: string, overrides: Overrides): string {
   try {

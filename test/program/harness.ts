@@ -7,6 +7,7 @@ import * as path from "node:path";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
+import type { ConfigSource } from "../../configSource";
 import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
 import { makeTempDirSync } from "../../hooks/lib/tempDirs";
 import { acceptErrorHooks } from "../../rehearsal/mocks";
@@ -75,6 +76,19 @@ export function stackConfig(stack: string, overrides: Record<string, string | un
     else config[fullKey] = value;
   }
   return { config, secretKeys };
+}
+
+/** The stack's config as loadConfig reads it (dev with its secret files); `read` collects the keys asked for. */
+export function sourceFor(stack: string, overrides: Record<string, string | undefined> = {}, read?: Set<string>): ConfigSource {
+  const { config, secretKeys } = stackConfig(stack, { ...(stack === "dev" ? devSecretFiles() : {}), ...overrides });
+  const full = (key: string) => (key.includes(":") ? key : `${PROJECT}:${key}`);
+  return {
+    get: (key) => {
+      read?.add(key);
+      return config[full(key)];
+    },
+    isSecret: (key) => secretKeys.includes(full(key)),
+  };
 }
 
 /** The dev stack reads its secrets from files that dev-env.sh writes; tests write their own. */
