@@ -16,8 +16,8 @@ export const HOOK_CLI = "bin/vibes-hooks";
 export type EnvGroup = "database" | "app" | "backup" | "migration" | "restart";
 export type SecretName = "databasePassword" | "adminToken";
 
+/** One step, as a component asks for it; its settings come from the config the StepRunner holds. */
 export interface HookCommandArgs {
-  config: DeployConfig;
   /** `preflight`, `backup`, ...: also the `step` the JSON result must name. */
   step: string;
   /** Words after the step; values are shell-quoted when needed. */
@@ -50,43 +50,55 @@ export interface HookCommand<T> {
   result: pulumi.Output<T & HookResult>;
 }
 
-export function hookCommand<T extends object>(
-  name: string,
-  args: HookCommandArgs,
-  opts: pulumi.CustomResourceOptions,
-): HookCommand<T> {
-  const create = pulumi
-    .output(args.args ?? [])
-    .apply((words) => [HOOK_CLI, args.step, ...words.map(shellWord)].join(" "));
-  const command = new local.Command(
-    name,
-    {
-      create,
-      delete: args.delete,
-      environment: args.rollBackOnFailure
-        ? {
-          ...hookEnvironment(args.config, [...new Set([...args.env, ...ROLLBACK_ENV])], [...new Set([...(args.secrets ?? []), ...rollbackSecrets(args.config)])], args.backupSha256),
-          VIBES_ROLLBACK_ON_FAILURE: "1",
-          VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
-          VIBES_HEALTH_TIMEOUT_SECONDS: String(args.config.app.healthGateTimeoutSeconds),
-        }
-        : hookEnvironment(args.config, args.env, args.secrets ?? [], args.backupSha256),
-      // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
-      logging: "stderr",
-      // The previous run's output is of no use to a step, and a long backup's progress would
-      // outgrow the kernel's limit for one environment variable (128 KiB): the re-run could not start.
-      addPreviousOutputInEnv: false,
+/** How components build their steps. Built once from the config (index.ts), it is what holds the
+ * settings and secrets a step's environment is made of, so that a component sees only the
+ * settings its own Args name. */
+export interface StepRunner {
+  run<T extends object>(name: string, args: HookCommandArgs, opts: pulumi.CustomResourceOptions): HookCommand<T>;
+}
+
+export function stepRunner(config: DeployConfig): StepRunner {
+  // Taken once: the same Output in every step's environment.
+  const digest = deploymentDigest(config);
+  const environment = (groups: EnvGroup[], secrets: SecretName[], backupSha256?: pulumi.Input<string>) =>
+    hookEnvironment(config, digest, groups, secrets, backupSha256);
+  return {
+    run<T extends object>(name: string, args: HookCommandArgs, opts: pulumi.CustomResourceOptions): HookCommand<T> {
+      const create = pulumi
+        .output(args.args ?? [])
+        .apply((words) => [HOOK_CLI, args.step, ...words.map(shellWord)].join(" "));
+      const command = new local.Command(
+        name,
+        {
+          create,
+          delete: args.delete,
+          environment: args.rollBackOnFailure
+            ? {
+              ...environment([...new Set([...args.env, ...ROLLBACK_ENV])], [...new Set([...(args.secrets ?? []), ...rollbackSecrets(config)])], args.backupSha256),
+              VIBES_ROLLBACK_ON_FAILURE: "1",
+              VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
+              VIBES_HEALTH_TIMEOUT_SECONDS: String(config.app.healthGateTimeoutSeconds),
+            }
+            : environment(args.env, args.secrets ?? [], args.backupSha256),
+          // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
+          logging: "stderr",
+          // The previous run's output is of no use to a step, and a long backup's progress would
+          // outgrow the kernel's limit for one environment variable (128 KiB): the re-run could not start.
+          addPreviousOutputInEnv: false,
+        },
+        opts,
+      );
+      return { command, result: command.stdout.apply((stdout) => parseHookResult<T>(args.step, stdout)) };
     },
-    opts,
-  );
-  return { command, result: command.stdout.apply((stdout) => parseHookResult<T>(args.step, stdout)) };
+  };
 }
 
 /** The environment of a step. Every step's inputs hold the chain digest, the target revision
  * and the migration files' checksum: changing any setting re-runs the whole chain, as an
  * in-place update (not a replacement), from the gates and maintenance mode on, never a part of it. */
-export function hookEnvironment(
+function hookEnvironment(
   config: DeployConfig,
+  digest: pulumi.Output<string>,
   groups: EnvGroup[],
   secrets: SecretName[],
   backupSha256?: pulumi.Input<string>,
@@ -96,7 +108,7 @@ export function hookEnvironment(
   const env: Record<string, pulumi.Input<string> | undefined> = {
     // Any failing step reports itself to the stack's notification channels.
     ...notifyEnvironment(config.stack, config.safety),
-    VIBES_DEPLOYMENT_DIGEST: deploymentDigest(config),
+    VIBES_DEPLOYMENT_DIGEST: digest,
     // The steps that change things check the window themselves (a retried `up` skips window-check).
     VIBES_MAINTENANCE_WINDOW: window ? JSON.stringify(window) : undefined,
     VIBES_MAINTENANCE_WINDOW_OVERRIDE: windowOverride ? JSON.stringify(windowOverride) : undefined,
@@ -139,23 +151,41 @@ export function hookEnvironment(
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, pulumi.Input<string>] => e[1] !== undefined));
 }
 
-const digests = new WeakMap<DeployConfig, pulumi.Output<string>>();
+/** Keys to leave out (`true`), or nested rules for a group's keys. */
+type ExcludedKeys<T> = { [K in keyof T]?: true | ExcludedKeys<NonNullable<T[K]>> };
 
-/** SHA-256 over every setting and secret the chain's steps receive (not the preview-only and
- * monitoring settings): one value in every step, so that any change re-runs all of them.
- * Secret, as it is derived from the secrets. */
+/** What must not re-run the chain, and why. Everything else in DeployConfig goes into the
+ * digest, so that a group or key added later re-runs the chain unless it is named here. */
+const OUTSIDE_THE_CHAIN = {
+  // Read at preview only, for the plan summary.
+  planSummary: true,
+  // Inputs of their own resources, not of a step: the RDS snapshot (named after each backup) and
+  // the alarms; preflight gets the instance's storage as an argument of its own.
+  rds: true,
+  snapshot: true,
+  safety: {
+    // The promotion gate decides before the chain, from the test stack's outputs.
+    promotion: true,
+    // The alarms and the monitoring role: resources beside the chain.
+    monitoring: true,
+  },
+} satisfies ExcludedKeys<DeployConfig>;
+
+/** SHA-256 over every setting and secret of the config but those OUTSIDE_THE_CHAIN: one value
+ * in every step, so that any change re-runs all of them. Secret, as it is derived from the secrets. */
 export function deploymentDigest(config: DeployConfig): pulumi.Output<string> {
-  let digest = digests.get(config);
-  if (!digest) {
-    const { stack, database, adminToken, tables, app, migration, preflight, backup, awsRegion, safety } = config;
-    const chain = {
-      stack, database, adminToken, tables, app, migration, preflight, backup, awsRegion,
-      notices: [safety.notifyWebhookUrl, safety.notifyTopicArn, safety.maintenanceWindow, safety.maintenanceWindowOverride],
-    };
-    digest = pulumi.secret(pulumi.output(chain).apply((all) => createHash("sha256").update(JSON.stringify(all)).digest("hex")));
-    digests.set(config, digest);
-  }
-  return digest;
+  const chain = without(config, OUTSIDE_THE_CHAIN);
+  return pulumi.secret(pulumi.output(chain).apply((all) => createHash("sha256").update(JSON.stringify(all)).digest("hex")));
+}
+
+/** A copy of `value` without the keys `excluded` leaves out. */
+function without(value: object, excluded: object): Record<string, unknown> {
+  const rules = excluded as Record<string, true | object | undefined>;
+  return Object.fromEntries(Object.entries(value).flatMap(([key, v]) => {
+    const rule = rules[key];
+    if (rule === true) return [];
+    return [[key, rule && v ? without(v, rule) : v]];
+  }));
 }
 
 /** Parses the one JSON object a step prints on stdout. */

@@ -18,7 +18,7 @@ import { PostDeployChecks } from "./components/PostDeployChecks";
 import { Monitoring } from "./components/Monitoring";
 import { DeploymentGates } from "./components/DeploymentGates";
 import { DatabaseMonitoring } from "./components/DatabaseMonitoring";
-import { hookCommand } from "./hookCommand";
+import { stepRunner } from "./hookCommand";
 import { notifyEnvironment } from "./safety/config";
 import { FailureNotice } from "./safety/failureNotice";
 
@@ -52,33 +52,47 @@ export = async () => {
     : stackConfig;
   failureNotice?.sendTo(notifyEnvironment(config.stack, config.safety));
   const onError = failureNotice?.hook;
+  // Every stage's steps get their settings and secrets from here; a stage itself gets only what its Args name.
+  const steps = stepRunner(config);
+  const m = config.migration;
 
   // Pre-Deployment Preparation: validation, the promotion and window gates, then where backups go.
-  const preflight = new PreflightChecks("preflight", { config });
-  const gates = new DeploymentGates("gates", { config, safety: config.safety }, { dependsOn: [preflight] });
-  const vault = new BackupVault("backup-vault", { config, failureNotice: onError }, { dependsOn: [gates] });
+  const preflight = new PreflightChecks("preflight", { steps, migration: m, minFreeSpaceRatio: config.preflight.minFreeSpaceRatio, rds: config.rds });
+  const gates = new DeploymentGates("gates", {
+    steps,
+    deployment: { stack: config.stack, targetRevision: m.targetRevision, migrationFilesSha256: m.filesSha256 },
+    safety: config.safety,
+  }, { dependsOn: [preflight] });
+  const vault = new BackupVault("backup-vault", { backup: config.backup, failureNotice: onError }, { dependsOn: [gates] });
 
   // Backup Procedures, while the app still serves: the dump's snapshot is consistent on its own,
   // and restoring it proves it before the window opens.
-  const backup = new LogicalBackup("backup", { config }, { dependsOn: [vault] });
+  const backup = new LogicalBackup("backup", { steps, targetRevision: m.targetRevision, rollbackStrategy: m.rollbackStrategy }, { dependsOn: [vault] });
   const snapshot = config.snapshot
-    ? new RdsSnapshot("rds-snapshot", { config, snapshot: config.snapshot, backupSha256: backup.sha256, failureNotice: onError }, { dependsOn: [backup] })
+    ? new RdsSnapshot("rds-snapshot", {
+      snapshot: config.snapshot,
+      stack: config.stack,
+      targetRevision: m.targetRevision,
+      protectBackups: config.backup.protect,
+      backupSha256: backup.sha256,
+      failureNotice: onError,
+    }, { dependsOn: [backup] })
     : undefined;
 
   // The maintenance window opens only after the verified backup (and the snapshot).
-  const maintenanceOn = new MaintenanceMode("maintenance-on", { config, enabled: true, backupSha256: backup.sha256 }, { dependsOn: snapshot ? [backup, snapshot] : [backup] });
+  const maintenanceOn = new MaintenanceMode("maintenance-on", { steps, enabled: true, backupSha256: backup.sha256 }, { dependsOn: snapshot ? [backup, snapshot] : [backup] });
 
   // Database Migration Procedures: migrate first proves nothing changed since the backup (or takes
   // it again), then migrates and proves the result; validation reports that proof.
-  const migration = new SchemaMigration("migration", { config, manifestUri: backup.manifestUri, backupSha256: backup.sha256 }, { dependsOn: [maintenanceOn] });
-  const relied = { config, manifestUri: migration.backup.manifestUri, backupSha256: migration.backup.sha256 };
-  const validation = new MigrationValidation("validation", relied, { dependsOn: [migration] });
+  const migration = new SchemaMigration("migration", { steps, migration: m, manifestUri: backup.manifestUri, backupSha256: backup.sha256 }, { dependsOn: [maintenanceOn] });
+  const relied = { steps, manifestUri: migration.backup.manifestUri, backupSha256: migration.backup.sha256 };
+  const validation = new MigrationValidation("validation", { ...relied, migration: m }, { dependsOn: [migration] });
 
   // Application Deployment and Post-Deployment Validation (the performance checks beside the
   // app's restart, the smoke tests after it), then back to service.
-  const release = new AppRelease("app-release", relied, { dependsOn: [validation] });
-  const checks = new PostDeployChecks("post-deploy-checks", { ...relied, migrated: validation, released: release });
-  const maintenanceOff = new MaintenanceMode("maintenance-off", { config, enabled: false, backupSha256: relied.backupSha256 }, { dependsOn: [checks] });
+  const release = new AppRelease("app-release", { ...relied, app: config.app }, { dependsOn: [validation] });
+  const checks = new PostDeployChecks("post-deploy-checks", { ...relied, expectedIdType: m.expectedIdType, migrated: validation, released: release });
+  const maintenanceOff = new MaintenanceMode("maintenance-off", { steps, enabled: false, backupSha256: relied.backupSha256 }, { dependsOn: [checks] });
 
   // Monitoring and Alerting, database side: after the deployment, so its grants never queue
   // behind the migration's locks.
@@ -95,8 +109,7 @@ export = async () => {
     : undefined;
 
   // Stakeholders notified of completion.
-  hookCommand("notify-success", {
-    config,
+  steps.run("notify-success", {
     step: "notify",
     args: ["success", "--summary", validation.summary],
     env: [],
@@ -118,7 +131,7 @@ export = async () => {
     ...(snapshot ? { snapshotIdentifier: snapshot.identifier, snapshotArn: snapshot.arn } : {}),
     schemaRevisionBefore: migration.revisionBefore,
     schemaRevisionAfter: migration.revisionAfter,
-    targetRevision: config.migration.targetRevision,
+    targetRevision: m.targetRevision,
     // The files that migrated the database (recorded there), not merely the ones on disk now.
     migrationFilesSha256: migration.filesSha256,
     idType: validation.idType,

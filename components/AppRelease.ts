@@ -3,10 +3,12 @@
 // that polls until the app is healthy or the timeout passes, both in one step.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 
 export interface AppReleaseArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** Where the restart runs (local, or over SSH) and how long the health gate waits. */
+  app: Pick<DeployConfig["app"], "restartSshHost" | "healthGateTimeoutSeconds" | "healthGateIntervalSeconds">;
   /** The backup the migration relied on: a failed release goes back to it. */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
@@ -17,12 +19,11 @@ export class AppRelease extends pulumi.ComponentResource {
 
   constructor(name: string, args: AppReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:app:AppRelease", name, {}, opts);
-    const app = args.config.app;
+    const app = args.app;
     // Local: the app's scripts start it with the same settings the hooks get (secrets in the
     // environment only). SSH: the app host keeps its own settings; no secret travels there.
     // The step then waits for /health itself (the health gate), in the same process.
-    const { result } = hookCommand<{ health: { healthy: boolean; attempts: number; elapsedMs: number } }>(`${name}-restart`, {
-      config: args.config,
+    const { result } = args.steps.run<{ health: { healthy: boolean; attempts: number; elapsedMs: number } }>(`${name}-restart`, {
       step: "restart",
       args: ["--health-timeout-seconds", String(app.healthGateTimeoutSeconds), "--health-interval-seconds", String(app.healthGateIntervalSeconds)],
       env: app.restartSshHost ? ["restart", "app"] : ["restart", "database", "app"],

@@ -6,7 +6,8 @@ import { local } from "@pulumi/command";
 import { DeployConfig } from "../config";
 
 export interface BackupVaultArgs {
-  config: DeployConfig;
+  /** Where backups go (a local folder or the bucket) and how the bucket keeps them. */
+  backup: Pick<DeployConfig["backup"], "target" | "dir" | "bucketName" | "prefix" | "retentionDays" | "encryption" | "kmsKeyId" | "protect">;
   /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
    * stacks without a notification channel. */
   failureNotice?: pulumi.ErrorHook;
@@ -20,7 +21,7 @@ export class BackupVault extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupVaultArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:backup:BackupVault", name, {}, opts);
-    const b = args.config.backup;
+    const b = args.backup;
     const after = { parent: this, dependsOn: opts?.dependsOn };
 
     if (b.target === "local") {

@@ -7,16 +7,17 @@
 // and the program (preview or up) fails before any stage that depends on this component is
 // registered. Give every mutating stage `dependsOn: [gates]` (or a stage that has it).
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 import { SafetyConfig } from "../safety/config";
 import { checkWindow, describeWindow } from "../safety/maintenanceWindow";
 import { describeOverride } from "../safety/override";
-import { evaluatePromotion, PromotionDecision, TEST_OUTPUT_KEYS, TestStackOutputs } from "../safety/promotionGate";
+import { evaluatePromotion, PromotionDecision, PromotionTarget, TEST_OUTPUT_KEYS, TestStackOutputs } from "../safety/promotionGate";
 
 export interface DeploymentGatesArgs {
-  config: DeployConfig;
-  safety: SafetyConfig;
+  steps: StepRunner;
+  /** What this deployment promotes: compared with what the test stack validated. */
+  deployment: Omit<PromotionTarget, "testStack">;
+  safety: Pick<SafetyConfig, "promotion" | "maintenanceWindow" | "maintenanceWindowOverride">;
   /** The plan's clock (tests). */
   now?: Date;
 }
@@ -29,7 +30,7 @@ export class DeploymentGates extends pulumi.ComponentResource {
 
   constructor(name: string, args: DeploymentGatesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:safety:DeploymentGates", name, {}, opts);
-    const { config, safety } = args;
+    const { steps, safety } = args;
     const after: pulumi.CustomResourceOptions = { parent: this, dependsOn: opts?.dependsOn };
     const summary: pulumi.Input<string>[] = [];
 
@@ -43,12 +44,7 @@ export class DeploymentGates extends pulumi.ComponentResource {
         })).then((entries) => Object.fromEntries(entries) as TestStackOutputs),
       );
       this.promotion = outputs.apply((test) => {
-        const decision = evaluatePromotion(test, {
-          stack: config.stack,
-          testStack: p.testStack,
-          targetRevision: config.migration.targetRevision,
-          migrationFilesSha256: config.migration.filesSha256,
-        }, p.override);
+        const decision = evaluatePromotion(test, { ...args.deployment, testStack: p.testStack }, p.override);
         if (!decision.allowed) throw new Error(decision.message);
         if (decision.overridden) pulumi.log.warn(decision.message, this);
         else pulumi.log.info(decision.message, this);
@@ -77,8 +73,7 @@ export class DeploymentGates extends pulumi.ComponentResource {
       } else {
         pulumi.log.info(decision.message, this);
       }
-      windowCheck = hookCommand(`${name}-window-check`, {
-        config,
+      windowCheck = steps.run(`${name}-window-check`, {
         step: "window-check",
         args: ["--window", JSON.stringify(w), ...(override ? ["--override", JSON.stringify(override)] : [])],
         env: [],
@@ -86,8 +81,7 @@ export class DeploymentGates extends pulumi.ComponentResource {
       summary.push(`window ${describeWindow(w)}${override ? ` OVERRIDDEN (${describeOverride(override)})` : ""}`);
     }
 
-    hookCommand(`${name}-notify-start`, {
-      config,
+    steps.run(`${name}-notify-start`, {
       step: "notify",
       args: ["start", "--summary", pulumi.all(summary).apply((parts) => parts.join("; ") || "no gates on this stack")],
       env: [],

@@ -3,10 +3,14 @@
 // into a scratch database (`pg_restore --list` alone passes truncated and corrupted dumps).
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 
 export interface LogicalBackupArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** The revision the backup is taken for (its label). */
+  targetRevision: string;
+  /** `swap` keeps the proven copy for the rollback. */
+  rollbackStrategy: DeployConfig["migration"]["rollbackStrategy"];
 }
 
 interface BackupResult {
@@ -26,11 +30,10 @@ export class LogicalBackup extends pulumi.ComponentResource {
 
   constructor(name: string, args: LogicalBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:backup:LogicalBackup", name, {}, opts);
-    const backup = hookCommand<BackupResult>(`${name}-dump`, {
-      config: args.config,
+    const backup = args.steps.run<BackupResult>(`${name}-dump`, {
       step: "backup",
       // The name says the revision it holds (the hook reads it); the label what it is for.
-      args: ["--label", `for-${args.config.migration.targetRevision}`],
+      args: ["--label", `for-${args.targetRevision}`],
       env: ["database", "backup"],
       secrets: ["databasePassword"],
     }, { parent: this, dependsOn: opts?.dependsOn });
@@ -41,9 +44,8 @@ export class LogicalBackup extends pulumi.ComponentResource {
 
     // The proven copy is kept for a rollback by swap (seconds at any size) until maintenance mode
     // goes off; the step says when a swap cannot be exact here, and the rollback then restores.
-    const keepCopy = args.config.migration.rollbackStrategy === "swap" ? ["--keep-copy"] : [];
-    const verify = hookCommand<{ sha256: string; matches: boolean }>(`${name}-verify-restore`, {
-      config: args.config,
+    const keepCopy = args.rollbackStrategy === "swap" ? ["--keep-copy"] : [];
+    const verify = args.steps.run<{ sha256: string; matches: boolean }>(`${name}-verify-restore`, {
       step: "verify-restore",
       args: ["--uri", uri, ...keepCopy],
       env: ["database", "backup"],

@@ -2,11 +2,10 @@
 // the app still served; migrate proves nothing changed since), off after the post-deploy checks.
 // The window users feel is the time between the two.
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 
 export interface MaintenanceModeArgs {
-  config: DeployConfig;
+  steps: StepRunner;
   enabled: boolean;
   /** Maintenance off follows the verified backup: a new backup runs the chain, and this, again. */
   backupSha256?: pulumi.Input<string>;
@@ -17,8 +16,7 @@ export class MaintenanceMode extends pulumi.ComponentResource {
 
   constructor(name: string, args: MaintenanceModeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:maintenance:MaintenanceMode", name, {}, opts);
-    const maintenance = hookCommand<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
-      config: args.config,
+    const maintenance = args.steps.run<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
       step: "maintenance",
       args: [args.enabled ? "on" : "off"],
       env: ["app"],
@@ -27,8 +25,7 @@ export class MaintenanceMode extends pulumi.ComponentResource {
     }, { parent: this, dependsOn: opts?.dependsOn });
     if (!args.enabled) {
       // The copy kept for a rollback by swap is of no use once the app serves again: its disk is freed.
-      hookCommand(`${name}-drop-copy`, {
-        config: args.config,
+      args.steps.run(`${name}-drop-copy`, {
         step: "copy",
         args: ["drop"],
         env: ["database"],

@@ -5,10 +5,12 @@
 // this backup and revision (a database migrated by other means, a record that could not be written).
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 
 export interface MigrationValidationArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** What the migration was to bring about: the revision, and the ids the checks expect. */
+  migration: Pick<DeployConfig["migration"], "targetRevision" | "expectedIdType" | "idDefault" | "uuidVersion">;
   /** The backup the migration relied on (SchemaMigration.backup). */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
@@ -27,10 +29,9 @@ export class MigrationValidation extends pulumi.ComponentResource {
 
   constructor(name: string, args: MigrationValidationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:MigrationValidation", name, {}, opts);
-    const m = args.config.migration;
+    const m = args.migration;
     const idType = m.expectedIdType;
-    const { result } = hookCommand<{ checks: ValidationCheck[]; summary: string }>(`${name}-validate`, {
-      config: args.config,
+    const { result } = args.steps.run<{ checks: ValidationCheck[]; summary: string }>(`${name}-validate`, {
       step: "validate",
       args: ["schema", "data", "--use-recorded", "--manifest", args.manifestUri, "--revision", m.targetRevision, "--id-type", idType, "--id-default", m.idDefault, "--uuid-version", m.uuidVersion],
       env: ["database", "backup"],

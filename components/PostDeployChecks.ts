@@ -5,11 +5,13 @@
 // The smoke tests wait for the released app; the performance checks need only the migrated
 // database, so they run beside the app's restart instead of after it.
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { IdType } from "../config";
+import { StepRunner } from "../hookCommand";
 
 export interface PostDeployChecksArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** The id type the smoke tests expect in the API's answers. */
+  expectedIdType: IdType;
   /** The backup the migration relied on: failed smoke tests go back to it. */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
@@ -22,18 +24,16 @@ export interface PostDeployChecksArgs {
 export class PostDeployChecks extends pulumi.ComponentResource {
   constructor(name: string, args: PostDeployChecksArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:app:PostDeployChecks", name, {}, opts);
-    hookCommand(`${name}-smoke`, {
-      config: args.config,
+    args.steps.run(`${name}-smoke`, {
       step: "smoke",
-      args: ["--expect-id-type", args.config.migration.expectedIdType],
+      args: ["--expect-id-type", args.expectedIdType],
       env: ["app"],
       // The token lets the smoke requests through maintenance mode.
       secrets: ["adminToken"],
       backupSha256: args.backupSha256,
       rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: [args.released] });
-    hookCommand(`${name}-performance`, {
-      config: args.config,
+    args.steps.run(`${name}-performance`, {
       step: "validate",
       args: ["performance"],
       env: ["database"],

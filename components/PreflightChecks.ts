@@ -3,10 +3,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
 
 export interface PreflightChecksArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** The revisions the database may be at, the target, and where the migration files are. */
+  migration: Pick<DeployConfig["migration"], "knownRevisions" | "targetRevision" | "mode" | "sqlDir">;
+  minFreeSpaceRatio: number;
+  /** The RDS instance (or Aurora cluster) behind the database, on AWS stacks. */
+  rds?: DeployConfig["rds"];
 }
 
 export interface PreflightResult {
@@ -25,22 +30,21 @@ export class PreflightChecks extends pulumi.ComponentResource {
 
   constructor(name: string, args: PreflightChecksArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:preflight:PreflightChecks", name, {}, opts);
-    const m = args.config.migration;
-    const rds = args.config.rds;
+    const m = args.migration;
+    const rds = args.rds;
     // Preflight cannot see an RDS instance's disk: it estimates free space from the allocated
     // storage. Aurora's storage grows on demand, so there is nothing to check there.
     const storageArgs: pulumi.Input<string[]> = rds?.kind === "instance"
       ? aws.rds.getInstanceOutput({ dbInstanceIdentifier: rds.identifier }, { parent: this }).allocatedStorage
         .apply((gib) => (gib ? ["--storage-bytes", String(gib * 1024 ** 3)] : []))
       : [];
-    this.result = hookCommand<PreflightResult>(`${name}-preflight`, {
-      config: args.config,
+    this.result = args.steps.run<PreflightResult>(`${name}-preflight`, {
       step: "preflight",
       // Any known revision is fine: before the migration, after it on a re-run, or the
       // revision a rollback starts from. The migrate step decides the direction.
       // The migration files too (one head, the target among them), read here, before the window.
       args: pulumi.output(storageArgs).apply((storage) => [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
-        "--min-free-ratio", String(args.config.preflight.minFreeSpaceRatio), ...storage,
+        "--min-free-ratio", String(args.minFreeSpaceRatio), ...storage,
         "--target", m.targetRevision, ...(m.mode === "sql" ? ["--mode", "sql", "--sql-dir", m.sqlDir!] : [])]),
       env: ["database", "app", "migration"],
       secrets: ["databasePassword"],

@@ -7,8 +7,12 @@ import * as aws from "@pulumi/aws";
 import { DeployConfig, SNAPSHOT_SUFFIX_LENGTH } from "../config";
 
 export interface RdsSnapshotArgs {
-  config: DeployConfig;
   snapshot: NonNullable<DeployConfig["snapshot"]>;
+  /** Tagged on the snapshot. */
+  stack: string;
+  targetRevision: string;
+  /** Config protectBackups: the snapshot is kept in AWS when it is deleted or replaced. */
+  protectBackups: boolean;
   /** The verified backup this snapshot goes with: its checksum ends the snapshot's name. */
   backupSha256: pulumi.Input<string>;
   /** Sends the failure notice when a cloud resource fails (safety/failureNotice.ts); unset on
@@ -26,14 +30,14 @@ export class RdsSnapshot extends pulumi.ComponentResource {
     // Unique per deployment: a retained snapshot of an earlier run with the same revision (a
     // re-deploy after a rollback) must not block this one with DBSnapshotAlreadyExists.
     const identifier = pulumi.interpolate`${s.identifierPrefix}-${pulumi.output(args.backupSha256).apply((sha) => sha.slice(0, SNAPSHOT_SUFFIX_LENGTH - 1))}`;
-    const tags = { "vibes:stack": args.config.stack, "vibes:targetRevision": args.config.migration.targetRevision };
+    const tags = { "vibes:stack": args.stack, "vibes:targetRevision": args.targetRevision };
     // A new deployment means a new snapshot (a replacement). retainOnDelete keeps the old
     // one in AWS when protection is on; `protect` is not set because it would block that
     // replacement, and with it every rollback plan.
     const resourceOpts: pulumi.CustomResourceOptions = {
       parent: this,
       dependsOn: opts?.dependsOn,
-      retainOnDelete: args.config.backup.protect,
+      retainOnDelete: args.protectBackups,
       // Creation time grows with the volume; the instance must also be `available` first.
       customTimeouts: { create: "2h", delete: "30m" },
       ...(args.failureNotice ? { hooks: { onError: [args.failureNotice] } } : {}),

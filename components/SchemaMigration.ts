@@ -7,10 +7,15 @@
 // first, so a re-run after an interrupted `pulumi up` does the right thing.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { hookCommand } from "../hookCommand";
+import { StepRunner } from "../hookCommand";
+
+type MigrationArgs = Pick<DeployConfig["migration"], "targetRevision" | "filesSha256" | "expectedIdType" | "idDefault" | "uuidVersion"
+  | "acceptRenumberedIds" | "mode" | "sqlDir" | "upCommand" | "downCommand">;
 
 export interface SchemaMigrationArgs {
-  config: DeployConfig;
+  steps: StepRunner;
+  /** The target, the files that take the database there and how, the ids expected after it. */
+  migration: MigrationArgs;
   /** The verified backup's manifest: the hook records it; validation compares against it. */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
@@ -37,9 +42,8 @@ export class SchemaMigration extends pulumi.ComponentResource {
 
   constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:SchemaMigration", name, {}, opts);
-    const m = args.config.migration;
-    const { result } = hookCommand<MigrateResult>(`${name}-migrate`, {
-      config: args.config,
+    const m = args.migration;
+    const { result } = args.steps.run<MigrateResult>(`${name}-migrate`, {
       step: "migrate",
       args: [
         "--to", m.targetRevision,
@@ -49,7 +53,7 @@ export class SchemaMigration extends pulumi.ComponentResource {
         "--id-default", m.idDefault,
         "--uuid-version", m.uuidVersion,
         ...(m.acceptRenumberedIds ? ["--accept-renumbered-ids"] : []),
-        ...migrationSourceFlags(args.config),
+        ...migrationSourceFlags(m),
       ],
       env: ["database", "backup", "migration"],
       secrets: ["databasePassword"],
@@ -69,8 +73,7 @@ export class SchemaMigration extends pulumi.ComponentResource {
 
 /** How the hook finds and runs the revisions: the SQL files of sqlDir (relative to the project
  * folder, like the hook's own path), or alembic with the config's optional command overrides. */
-function migrationSourceFlags(config: DeployConfig): string[] {
-  const m = config.migration;
+function migrationSourceFlags(m: MigrationArgs): string[] {
   if (m.mode === "sql") return ["--mode", "sql", "--sql-dir", m.sqlDir!];
   return [...(m.upCommand ? ["--up", m.upCommand] : []), ...(m.downCommand ? ["--down", m.downCommand] : [])];
 }

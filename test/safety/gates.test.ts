@@ -54,6 +54,8 @@ async function settle(): Promise<string[]> {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const gatesModule = () => require("../../components/DeploymentGates") as typeof import("../../components/DeploymentGates");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
+const hookCommandModule = () => require("../../hookCommand") as typeof import("../../hookCommand");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const monitoringModule = () => require("../../components/Monitoring") as typeof import("../../components/Monitoring");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const databaseMonitoringModule = () => require("../../components/DatabaseMonitoring") as typeof import("../../components/DatabaseMonitoring");
@@ -78,7 +80,9 @@ describe("deployment gates under mocks (prod stack file)", () => {
     const outputs = testStackOutputs(probe.config, typeof testChanges === "function" ? testChanges(probe.config) : testChanges);
     const { seen, config, safety } = await setup("prod", outputs, overrides);
     const { DeploymentGates } = gatesModule();
-    const gates = new DeploymentGates("gates", { config, safety, now });
+    const { stepRunner } = hookCommandModule();
+    const deployment = { stack: config.stack, targetRevision: config.migration.targetRevision, migrationFilesSha256: config.migration.filesSha256 };
+    const gates = new DeploymentGates("gates", { steps: stepRunner(config), deployment, safety, now });
     // Stands for the first mutating stage (maintenance on).
     new local.Command("maintenance-on", { create: "bin/vibes-hooks maintenance on" }, { dependsOn: [gates] });
     const errors = await settle();
