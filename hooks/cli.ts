@@ -3,6 +3,8 @@
  * prints exactly one JSON line on stdout and a one-line error on stderr when the step fails.
  */
 import { constants as osConstants } from "node:os";
+import { CONTRACTS, isStep, stepHelp, usage, windowRule, type StepName } from "./contracts";
+import { parseStep } from "./lib/args";
 import { StepError, UsageError, errorMessage } from "./lib/errors";
 import { notifyFailure } from "./lib/notify";
 import { progress } from "./lib/progress";
@@ -10,48 +12,10 @@ import { redact, secretsIn } from "./lib/redact";
 import { signalChildren } from "./lib/run";
 import { enforceWindow } from "./steps/window-check";
 
-/**
- * Steps that change the database or the app: with VIBES_MAINTENANCE_WINDOW set they refuse to
- * run outside the window, also when a failed `pulumi up` is retried without window-check.
- * Maintenance on begins a deployment: it also refuses when less than the window's minRemaining
- * is left. Migrate does not: the backup before it may have used that time, and stopping there
- * would leave the app in maintenance mode. Turning maintenance mode off is never refused: it
- * brings the app back, also after a run that overran.
- */
-function windowGuard(step: string, args: string[]): { starting: boolean } | undefined {
-  if (step === "maintenance") return args[0] === "off" ? undefined : { starting: true };
-  if (step === "migrate" || step === "restart" || step === "restore" || step === "rollback") return { starting: false };
-  return undefined;
-}
-
 export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;
 
-/** Step name -> module and a one-line description for --help. Modules load lazily. */
-export const STEPS: Record<string, { module: string; usage: string }> = {
-  preflight: { module: "./steps/preflight", usage: "[--expect-revision REV]... [--min-free-ratio N]  checks before anything changes" },
-  backup: { module: "./steps/backup", usage: "[--label REV]  pg_dump -Fc to the backup store, verified, with a manifest" },
-  "verify-restore": { module: "./steps/verify-restore", usage: "--uri URI [--scratch-database NAME | --keep-copy]  restore into a scratch database and compare (--keep-copy: keep it for a rollback by swap)" },
-  maintenance: { module: "./steps/maintenance", usage: "on|off  the app's maintenance mode" },
-  migrate: { module: "./steps/migrate", usage: "--to REV --manifest URI [--files-sha256 HEX] [--id-type uuid|integer] [--up CMD] [--down CMD]" },
-  validate: { module: "./steps/validate", usage: "[schema] [data] [performance] --manifest URI  checks after the migration" },
-  "health-gate": { module: "./steps/health-gate", usage: "[--timeout-seconds N] [--interval-seconds N]  wait for /health" },
-  smoke: { module: "./steps/smoke", usage: "the guide's API checks" },
-  report: { module: "./steps/report", usage: "slow-queries|unused-indexes|invalid-ids" },
-  restore: { module: "./steps/restore", usage: "--uri URI [--force] [--lock-wait-seconds N]  restore a backup into the target database" },
-  rollback: { module: "./steps/rollback", usage: "[--manifest URI]  swap in the kept copy of the backup (or restore it), prove it, restart the app" },
-  copy: { module: "./steps/copy", usage: "status|drop  the verified copy kept for a rollback by swap" },
-  restart: { module: "./steps/restart", usage: "[--timeout-seconds N] [--health-timeout-seconds N]  the app's restart (VIBES_RESTART_COMMAND, over ssh to VIBES_RESTART_HOST when set), then its health gate" },
-  notify: { module: "./steps/notify", usage: "start|success [--summary TEXT]  deployment messages (docs/safety.md)" },
-  "window-check": { module: "./steps/window-check", usage: "--window JSON [--override JSON]  refuse outside the maintenance window" },
-};
-
-function usage(): string {
-  const lines = Object.entries(STEPS).map(([name, s]) => `  ${name.padEnd(15)} ${s.usage}`);
-  return `usage: vibes-hooks <step> [flags]\n\nsteps:\n${lines.join("\n")}\n\nSettings come from the environment: see docs/architecture.md.\n`;
-}
-
-function loadStep(name: string): StepRun {
-  const path = STEPS[name].module;
+function loadStep(name: StepName): StepRun {
+  const path = CONTRACTS[name].module;
   let mod: { run?: StepRun };
   try {
     // Lazy: a step whose module is missing or broken must not take the other steps down.
@@ -144,13 +108,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.stderr.write(usage());
     return step ? 0 : 2;
   }
+  if (isStep(step) && (args.includes("--help") || args.includes("-h"))) {
+    process.stderr.write(stepHelp(step));
+    return 0;
+  }
   let code = 0;
   let result: Record<string, unknown>;
   try {
-    if (!Object.hasOwn(STEPS, step)) throw new UsageError(`unknown step "${step}"`);
-    const guard = windowGuard(step, args);
-    if (guard && env.VIBES_MAINTENANCE_WINDOW) {
-      enforceWindow(env.VIBES_MAINTENANCE_WINDOW, env.VIBES_MAINTENANCE_WINDOW_OVERRIDE || undefined, new Date(), progress(step), guard);
+    if (!isStep(step)) throw new UsageError(`unknown step "${step}"`);
+    // The steps that change the database or the app refuse to run outside the window, also when a
+    // failed `pulumi up` is retried without window-check (hooks/contracts.ts: WindowRule).
+    const rule = windowRule(step, parseStep(step, args).positionals);
+    if (rule !== "none" && env.VIBES_MAINTENANCE_WINDOW) {
+      enforceWindow(env.VIBES_MAINTENANCE_WINDOW, env.VIBES_MAINTENANCE_WINDOW_OVERRIDE || undefined, new Date(), progress(step), { starting: rule === "starting" });
     }
     const out = await loadStep(step)(args, env);
     result = { ok: true, step, ...out };
@@ -163,8 +133,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     result = { ok: false, step, error: cause, next, ...(err instanceof StepError ? err.details : {}) };
     if (!(err instanceof StepError) && env.VIBES_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
     process.stderr.write(`error: ${cause}. next: ${next}\n`);
-    if (code === 2) process.stderr.write(usage());
-    if (Object.hasOwn(STEPS, step)) await notifyFailure(step, err, env);
+    if (code === 2) process.stderr.write(isStep(step) ? stepHelp(step) : usage());
+    if (isStep(step)) await notifyFailure(step, err, env);
   }
   await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(result)}\n`, () => resolve()));
   return code;

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { CONTRACTS, type FlagSpec, type StepContract, type StepName } from "../contracts";
 import { StepError, UsageError } from "./errors";
 import { pgDurationMs } from "./text";
 
@@ -14,6 +15,39 @@ export function parseFlags<O extends Options>(step: string, args: string[], opti
   } catch (err) {
     throw new UsageError(`${step}: ${(err as Error).message}`);
   }
+}
+
+/** The parsed value of a flag as declared: a string (several with `multiple`) or a boolean, present when it has a default. */
+type FlagValue<F> = F extends { type: "boolean" } ? boolean
+  : F extends { multiple: true } ? string[] | undefined
+  : F extends { default: string } ? string
+  : string | undefined;
+/** A step's positional words: its declared choices. */
+type StepWord<S extends StepName> = (typeof CONTRACTS)[S] extends { positionals: { choices: readonly (infer C)[] } } ? C : never;
+export type StepFlags<S extends StepName> = { [K in keyof (typeof CONTRACTS)[S]["flags"]]: FlagValue<(typeof CONTRACTS)[S]["flags"][K]> };
+
+/**
+ * A step's arguments parsed by its contract (hooks/contracts.ts): the flags it declares, typed as
+ * declared, and its positional words checked against their choices. A boolean flag without a
+ * default is false when absent.
+ */
+export function parseStep<S extends StepName>(step: S, args: string[]): { values: StepFlags<S>; positionals: StepWord<S>[] } {
+  const contract: StepContract = CONTRACTS[step];
+  const options = Object.fromEntries(Object.entries(contract.flags).map(([name, f]: [string, FlagSpec]) => [name, {
+    type: f.type,
+    ...(f.multiple ? { multiple: true } : {}),
+    ...(f.default !== undefined ? { default: f.default } : f.type === "boolean" ? { default: false } : {}),
+  }])) as Options;
+  const { values, positionals } = parseFlags(step, args, options, contract.positionals !== undefined);
+  const p = contract.positionals;
+  if (p) {
+    const bad = positionals.filter((w) => !p.choices.includes(w));
+    if (p.many ? bad.length > 0 : positionals.length !== 1 || bad.length > 0) {
+      throw new UsageError(`${step}: ${p.many ? `unknown ${p.what} ${bad.join(", ")}` : `name one ${p.what}: ${p.choices.join(", ")}`}`,
+        p.many ? `name any of ${p.choices.join(", ")} (none = all)` : `run e.g. \`vibes-hooks ${step} ${p.choices[0]}\``);
+    }
+  }
+  return { values: values as StepFlags<S>, positionals: positionals as StepWord<S>[] };
 }
 
 /** A flag giving a positive number of seconds (fractions allowed); `fallback` when absent. */

@@ -5,7 +5,7 @@
 // or sum differs is split by the next 12 bits until it holds few rows, whose hashes are then
 // matched. Memory stays flat: 4096 buckets, or one bucket's rows, at a time.
 import type { Client } from "pg";
-import { withClient, type ConnectionSettings } from "./connection";
+import { setSessionSettings, withClient, type ConnectionSettings } from "./connection";
 import { errorMessage } from "./errors";
 import { rowHashesSql } from "./fingerprint";
 import { fingerprintSession, type Check, type Manifest } from "./manifest";
@@ -131,10 +131,11 @@ export function tablesToLocate(failed: Check[]): [string, DifferingRows["by"]][]
 
 /**
  * Names up to a few differing rows of each table whose data checks failed, reading the backup's
- * rows from a scratch restore of its dump, or from `backup`, a database proven equal to it (the
- * copy swapped in after a rollback: no restore then). Never fails: what cannot be located is
- * reported (a dropped column, a missing CREATEDB privilege) and the caller goes on (a rollback must
- * not wait on it). Returns null when nothing could be located.
+ * rows from a scratch restore of its dump, or from `backup.database`, a database proven equal to
+ * it (the copy swapped in after a rollback: no restore then). `backup.budgetMs` bounds each query,
+ * and no table is begun after it has passed: the database is back already, the names are a help.
+ * Never fails: what cannot be located is reported (a dropped column, a missing CREATEDB privilege)
+ * and the caller goes on (a rollback must not wait on it). Returns null when nothing could be located.
  */
 export async function locateDifferingRows(
   live: Client,
@@ -143,19 +144,27 @@ export async function locateDifferingRows(
   failed: Check[],
   env: NodeJS.ProcessEnv,
   log: (m: string) => void,
-  backup?: ConnectionSettings,
+  backup?: { database: ConnectionSettings; budgetMs: number },
 ): Promise<DifferingRows[] | null> {
   const wanted = tablesToLocate(failed);
   if (wanted.length === 0) return null;
   const started = Date.now();
-  log(`locating the differing rows of ${wanted.map(([t]) => t).join(", ")} (${backup ? `against ${backup.database}, proven equal to the backup` : "a scratch restore of the backup's data"})`);
+  log(`locating the differing rows of ${wanted.map(([t]) => t).join(", ")} (${backup ? `against ${backup.database.database}, proven equal to the backup` : "a scratch restore of the backup's data"})`);
   try {
     const tables = Object.keys(manifest.tables);
     const compare = async (backupClient: Client) => {
-      const session = async (client: Client) => ({ client, ...(await fingerprintSession(client, tables, manifest)) });
+      const session = async (client: Client) => {
+        const fingerprinting = await fingerprintSession(client, tables, manifest);
+        if (backup) await setSessionSettings(client, [["statement_timeout", String(backup.budgetMs)]]);
+        return { client, ...fingerprinting };
+      };
       const sides = await both(session(live), session(backupClient));
       const out: DifferingRows[] = [];
       for (const [table, by] of wanted) {
+        if (backup && Date.now() - started > backup.budgetMs) {
+          log(`warning: not located within ${backup.budgetMs / 1000}s: ${table}`);
+          continue;
+        }
         const [l, b] = sides.map((s): Side => ({ client: s.client, rows: rowHashesSql(s.model, table, s.types, (t) => labelColumns(manifest, t)) }));
         try {
           out.push(await locateTable(l, b, table, by));
@@ -166,7 +175,7 @@ export async function locateDifferingRows(
       return out;
     };
     const located = backup
-      ? await withClient(backup, "locate", compare)
+      ? await withClient(backup.database, "locate", compare)
       : await withRestoredScratch(settings, manifest.dump.uri, env, { log, purpose: "locate", sections: ["pre-data", "data"] }, compare);
     for (const d of located) {
       log(`${d.table} (${d.by}): ${d.onlyInBackup.length + d.onlyNow.length}${d.more ? "+" : ""} rows differ`);

@@ -98,12 +98,6 @@ export async function prove(client: Client, manifest: Manifest, opts: ProofOptio
 }
 
 /** The flags validate and migrate share, and what they mean. */
-export const PROOF_FLAGS = {
-  "id-type": { type: "string", default: "uuid" },
-  "id-default": { type: "string", default: "gen_random_uuid()" },
-  "uuid-version": { type: "string", default: "4" },
-} as const;
-
 export function proofOptions(step: string, values: { "id-type": string; "id-default": string; "uuid-version": string }): ProofOptions {
   const idType = values["id-type"];
   if (idType !== "uuid" && idType !== "integer") {

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, Transform } from "node:stream";
 import type { Client, QueryResult } from "pg";
-import { parseFlags } from "../lib/args";
+import { parseStep } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, terminateSession, type ConnectionSettings } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
@@ -59,10 +59,7 @@ export function backupName(revision: string | null, label: string, at: Date): st
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("backup", args, {
-    label: { type: "string", default: "manual" },
-    "lock-wait-timeout": { type: "string", default: "60s" },
-  });
+  const { values } = parseStep("backup", args);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.label)) {
     throw new UsageError(`backup: --label "${values.label}" may only hold letters, digits, . _ -`, "pass what the backup is for, e.g. --label for-001_uuid_schema_migration");
   }

@@ -1,16 +1,12 @@
 // `copy status|drop`: the verified copy verify-restore --keep-copy keeps for a rollback by swap
 // (`<db>_vibes_copy`, closed to connections). The deployment drops it once maintenance mode is off.
-import { parseFlags } from "../lib/args";
+import { parseStep } from "../lib/args";
 import { connectionFromEnv } from "../lib/connection";
 import { connectAdmin, dropCopy, findCopy } from "../lib/databaseSwap";
-import { UsageError } from "../lib/errors";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { positionals } = parseFlags("copy", args, {}, true);
-  if (positionals.length !== 1 || (positionals[0] !== "status" && positionals[0] !== "drop")) {
-    throw new UsageError("copy: say status or drop", "run `vibes-hooks copy status` or `vibes-hooks copy drop`");
-  }
+  const { positionals } = parseStep("copy", args);
   const settings = connectionFromEnv(env);
   const log = progress("copy");
   const admin = await connectAdmin(settings, env, "copy");

@@ -1,7 +1,7 @@
 // `maintenance on|off`: the app's admin switch. Idempotent (the result says whether this call
 // changed anything), and it trusts the switch only once /api/v1/status agrees.
-import { parseFlags } from "../lib/args";
-import { StepError, UsageError } from "../lib/errors";
+import { parseStep } from "../lib/args";
+import { StepError } from "../lib/errors";
 import { adminTokenFromEnv, appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
 import { progress } from "../lib/progress";
 
@@ -24,10 +24,7 @@ async function reportedMaintenance(base: string): Promise<boolean> {
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { positionals } = parseFlags("maintenance", args, {}, true);
-  if (positionals.length !== 1 || (positionals[0] !== "on" && positionals[0] !== "off")) {
-    throw new UsageError("maintenance: say on or off", "run `vibes-hooks maintenance on` or `vibes-hooks maintenance off`");
-  }
+  const { positionals } = parseStep("maintenance", args);
   const wanted = positionals[0] === "on";
   const base = appUrlFromEnv(env);
   const adminToken = adminTokenFromEnv(env);

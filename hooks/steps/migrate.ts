@@ -4,7 +4,7 @@
 // from alembic or from a folder of SQL files (--mode); both go through the same steps here.
 import { hostname } from "node:os";
 import type { Client } from "pg";
-import { durationSetting, parseFlags, requireFlag } from "../lib/args";
+import { durationSetting, parseStep, requireFlag } from "../lib/args";
 import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv, withClient } from "../lib/connection";
 import { errorMessage, StepError, UsageError } from "../lib/errors";
@@ -14,7 +14,7 @@ import { plannedMigrationFilesSha256 } from "../lib/migrationFiles";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { historyProblem, REVISION_RE, sourceFromFlags, VERSION_SCHEMA_VARIABLE, type History, type PreparedRun } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { prove, PROOF_FLAGS, proofOptions, type Proof, type ProofOptions } from "../lib/proof";
+import { prove, proofOptions, type Proof, type ProofOptions } from "../lib/proof";
 import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, versionTableSchema, writeRecord } from "../lib/revision";
 import { stderrSummary, type RunResult } from "../lib/run";
 import type { SchemaSnapshot } from "../lib/schemaSnapshot";
@@ -64,23 +64,15 @@ async function endChildSessions(client: Client, applicationName: string, log: (m
   }
 }
 
+/** How long naming the differing rows may take once the copy is swapped in: it is a help, and the
+ * failed database is kept for a closer look. */
+const LOCATE_AFTER_SWAP_MS = 10_000;
+
 const failedOf = (checks: Check[]) => checks.filter((c) => !c.ok);
 const summarize = (checks: Check[]) => failedOf(checks).map((c) => `${c.name}: ${c.detail}`).join("; ");
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("migrate", args, {
-    to: { type: "string" },
-    manifest: { type: "string" },
-    "files-sha256": { type: "string" },
-    mode: { type: "string" },
-    "sql-dir": { type: "string" },
-    up: { type: "string" },
-    down: { type: "string" },
-    "lock-wait-seconds": { type: "string" },
-    ...PROOF_FLAGS,
-    "accept-renumbered-ids": { type: "boolean", default: false },
-    "lock-wait-timeout": { type: "string", default: "60s" },
-  });
+  const { values } = parseStep("migrate", args);
   const to = requireFlag("migrate", values.to, "--to", "001_uuid_schema_migration");
   if (!REVISION_RE.test(to)) throw new UsageError(`migrate: --to "${to}" is not an alembic revision id`, "pass --to REV with letters, digits, _ . - only");
   let manifestUri = requireFlag("migrate", values.manifest, "--manifest", "<manifestUri printed by backup>");
@@ -388,7 +380,7 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
         // Which rows differ, read in the failed database, kept as it was, against the copy now in its
         // place (proven equal to the backup: no scratch restore): after the rollback, not before it.
         differingRows = await withClient({ ...settings, database: swapped.failedDatabase }, "migrate (locate)",
-          (failedDb) => locateDifferingRows(failedDb, settings, manifest, failedChecks, env, log, settings)).catch((err) => {
+          (failedDb) => locateDifferingRows(failedDb, settings, manifest, failedChecks, env, log, { database: settings, budgetMs: LOCATE_AFTER_SWAP_MS })).catch((err) => {
           log(`warning: the differing rows could not be located: ${errorMessage(err)}`);
           return null;
         });

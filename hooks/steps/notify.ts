@@ -1,16 +1,13 @@
 // `vibes-hooks notify start|success [--summary TEXT]`: the program's first and last stages.
 // Failure messages come from the CLI dispatcher (notifyFailure), not from this step.
-import { parseFlags } from "../lib/args";
-import { StepError, UsageError } from "../lib/errors";
+import { parseStep } from "../lib/args";
+import { StepError } from "../lib/errors";
 import { notify } from "../lib/notify";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {
-  const { values, positionals } = parseFlags("notify", args, { summary: { type: "string" } }, true);
+  const { values, positionals } = parseStep("notify", args);
   const event = positionals[0];
-  if (positionals.length !== 1 || (event !== "start" && event !== "success")) {
-    throw new UsageError("notify: expected exactly one of start, success", "run `vibes-hooks notify start` or `vibes-hooks notify success --summary TEXT`");
-  }
   const log = progress("notify");
   const result = await notify(event, { summary: values.summary }, env);
   if (result.skipped) log(`nothing sent: ${result.skipped}`);

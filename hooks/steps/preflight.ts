@@ -4,7 +4,7 @@
 // target among the revisions.
 import { statfs } from "node:fs/promises";
 import type { Client } from "pg";
-import { parseFlags } from "../lib/args";
+import { parseStep } from "../lib/args";
 import { withoutSecrets } from "../lib/childEnv";
 import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
 import { swapObstacles } from "../lib/databaseSwap";
@@ -60,18 +60,7 @@ async function storageFree(client: Client, storageBytes: number, log: (msg: stri
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("preflight", args, {
-    "expect-revision": { type: "string", multiple: true },
-    "min-free-ratio": { type: "string" },
-    // Where the step cannot see the disk (RDS), the operator passes e.g. CloudWatch FreeStorageSpace,
-    "data-dir-free-bytes": { type: "string" },
-    // or the program passes the instance's allocated storage (free = storage - every database).
-    "storage-bytes": { type: "string" },
-    // The migration files the deployment will run (migrate's flags): one head, the target in it.
-    target: { type: "string" },
-    mode: { type: "string" },
-    "sql-dir": { type: "string" },
-  });
+  const { values } = parseStep("preflight", args);
   const target = values.target;
   if (target !== undefined && !REVISION_RE.test(target)) {
     throw new UsageError(`preflight: --target "${target}" is not an alembic revision id`, "pass the deployment's target revision, e.g. --target 001_uuid_schema_migration");

@@ -1,7 +1,7 @@
 // `report slow-queries|unused-indexes|invalid-ids`: the guide's troubleshooting queries, for an
 // operator at a terminal (aligned table on stderr) and for scripts (JSON rows on stdout).
 import type { Client } from "pg";
-import { parseFlags } from "../lib/args";
+import { parseStep } from "../lib/args";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { readColumnTypes, readDataModel } from "../lib/dataModel";
@@ -82,14 +82,7 @@ function printTable(rows: Row[]): void {
 }
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values, positionals } = parseFlags("report", args, {
-    "min-mean-ms": { type: "string" },
-    limit: { type: "string" },
-  }, true);
-  const kinds = ["slow-queries", "unused-indexes", "invalid-ids"];
-  if (positionals.length !== 1 || !kinds.includes(positionals[0])) {
-    throw new UsageError(`report: name one report: ${kinds.join(", ")}`, "run e.g. `vibes-hooks report slow-queries`");
-  }
+  const { values, positionals } = parseStep("report", args);
   const minMeanMs = Number(values["min-mean-ms"] ?? "1000");
   const limit = Number(values.limit ?? "20");
   if (!Number.isFinite(minMeanMs) || minMeanMs < 0) throw new UsageError("report: --min-mean-ms must be a non-negative number", "pass --min-mean-ms 1000");

@@ -5,17 +5,13 @@
 // the guide's "Verify application startup", one step start fewer inside the maintenance window.
 // As a hook step it gets what every step gets: the maintenance-window guard and a failure notification.
 import { runRestartCommand, waitHealthy } from "../lib/appRestart";
-import { parseFlags, positiveSeconds } from "../lib/args";
+import { parseStep, positiveSeconds } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv } from "../lib/http";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("restart", args, {
-    "timeout-seconds": { type: "string" },
-    "health-timeout-seconds": { type: "string" },
-    "health-interval-seconds": { type: "string" },
-  });
+  const { values } = parseStep("restart", args);
   const timeoutSeconds = positiveSeconds("restart", values["timeout-seconds"], "--timeout-seconds", 300);
   if (values["health-interval-seconds"] !== undefined && values["health-timeout-seconds"] === undefined) {
     throw new UsageError("restart: --health-interval-seconds needs --health-timeout-seconds", "pass --health-timeout-seconds 120 to wait for /health after the restart");

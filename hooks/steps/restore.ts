@@ -7,18 +7,14 @@
  * transaction, after saving and removing what is in their way (hooks/lib/restore.ts). It holds
  * the migration lock meanwhile: no migrate runs while it restores.
  */
-import { parseFlags, requireFlag } from "../lib/args";
+import { parseStep, requireFlag } from "../lib/args";
 import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { progress } from "../lib/progress";
 import { restoreBackup } from "../lib/restore";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("restore", args, {
-    uri: { type: "string" },
-    force: { type: "boolean", default: false },
-    "lock-wait-seconds": { type: "string" },
-  });
+  const { values } = parseStep("restore", args);
   const uri = requireFlag("restore", values.uri, "--uri", "URI (the uri printed by backup)");
   const lockWaitMs = parseLockWait("restore", values["lock-wait-seconds"]);
   const settings = connectionFromEnv(env);

@@ -2,7 +2,7 @@
 // deleted again whatever happens. It runs while maintenance mode is on, so writes carry
 // X-Admin-Token, which the app accepts as a maintenance bypass.
 import { randomBytes } from "node:crypto";
-import { parseFlags } from "../lib/args";
+import { parseStep } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { appUrlFromEnv, HttpUnreachable, request, type HttpResponse, type RequestOptions } from "../lib/http";
 import { progress } from "../lib/progress";
@@ -18,7 +18,7 @@ interface Check {
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("smoke", args, { "expect-id-type": { type: "string" } });
+  const { values } = parseStep("smoke", args);
   const expectIdType = values["expect-id-type"];
   if (expectIdType !== undefined && expectIdType !== "uuid" && expectIdType !== "integer") {
     throw new UsageError(`smoke: --expect-id-type must be uuid or integer, not "${expectIdType}"`, "pass --expect-id-type uuid");

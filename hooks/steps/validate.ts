@@ -18,14 +18,14 @@
  * instead of being run again; otherwise they run.
  */
 import type { Client } from "pg";
-import { parseFlags, requireFlag } from "../lib/args";
+import { parseStep, requireFlag } from "../lib/args";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { locateDifferingRows, type DifferingRows } from "../lib/locate";
 import { loadManifest, type Check, type Manifest } from "../lib/manifest";
 import { REVISION_RE } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { prove, PROOF_FLAGS, proofOptions } from "../lib/proof";
+import { prove, proofOptions } from "../lib/proof";
 import { currentRevision, readRecord } from "../lib/revision";
 import { quoteTable, tablesFromEnv } from "../lib/tables";
 
@@ -33,15 +33,7 @@ export type Part = "schema" | "data" | "performance";
 export const PARTS: Part[] = ["schema", "data", "performance"];
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values, positionals } = parseFlags("validate", args, {
-    manifest: { type: "string" },
-    revision: { type: "string" },
-    ...PROOF_FLAGS,
-    "max-ms": { type: "string" },
-    "use-recorded": { type: "boolean", default: false },
-  }, true);
-  const bad = positionals.filter((p) => !PARTS.includes(p as Part));
-  if (bad.length > 0) throw new UsageError(`validate: unknown part ${bad.join(", ")}`, `name any of ${PARTS.join(", ")} (none = all)`);
+  const { values, positionals } = parseStep("validate", args);
   const parts = positionals.length > 0 ? [...new Set(positionals as Part[])] : PARTS;
   const proofOpts = proofOptions("validate", values);
   if (values.revision !== undefined && !REVISION_RE.test(values.revision)) {

@@ -9,18 +9,14 @@
  * a failure inside the window swaps in. Where it cannot, the result says why and the rollback
  * restores instead.
  */
-import { parseFlags, requireFlag } from "../lib/args";
+import { parseStep, requireFlag } from "../lib/args";
 import { connectionFromEnv } from "../lib/connection";
 import { UsageError } from "../lib/errors";
 import { progress } from "../lib/progress";
 import { verifyBackup } from "../lib/verify";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("verify-restore", args, {
-    uri: { type: "string" },
-    "scratch-database": { type: "string" },
-    "keep-copy": { type: "boolean", default: false },
-  });
+  const { values } = parseStep("verify-restore", args);
   const uri = requireFlag("verify-restore", values.uri, "--uri", "URI (the uri printed by backup)");
   const configured = values["scratch-database"];
   if (configured !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(configured)) {

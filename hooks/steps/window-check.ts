@@ -3,7 +3,7 @@
 // plan made inside the window cannot be applied after it closes. The steps that change things
 // check the window again themselves (hooks/cli.ts, VIBES_MAINTENANCE_WINDOW): a failed `up`
 // retried later re-runs them, but not this stage.
-import { parseFlags, requireFlag } from "../lib/args";
+import { parseStep, requireFlag } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
 import { progress } from "../lib/progress";
 import { checkWindow, parseWindow } from "../../safety/maintenanceWindow";
@@ -18,7 +18,7 @@ function parseJsonFlag(flag: string, raw: string): unknown {
 }
 
 export async function run(args: string[], _env: NodeJS.ProcessEnv = process.env, now: Date = new Date()): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("window-check", args, { window: { type: "string" }, override: { type: "string" } });
+  const { values } = parseStep("window-check", args);
   const rawWindow = requireFlag("window-check", values.window, "--window", `'{"days":["sat","sun"],"start":"22:00","end":"02:00"}'`);
   return enforceWindow(rawWindow, values.override, now, progress("window-check"), { starting: true });
 }
