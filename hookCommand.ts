@@ -5,39 +5,38 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { DeployConfig } from "./config";
 import { notifyEnvironment } from "./safety/config";
+import { CONTRACTS, type EnvGroup, type SecretName, type StepContract, type StepName, type StepResults, type StepWord } from "./hooks/contracts";
 import { shellWord } from "./hooks/lib/text";
 
 /** Relative on purpose: the engine runs commands in the project folder, and an absolute
  * path (or `dir`) would differ per machine and re-run every command. */
 export const HOOK_CLI = "bin/vibes-hooks";
 
-/** Settings a step may need; each step gets only its groups and secrets (least privilege).
- * Re-runs are decided by the chain digest every step also gets (deploymentDigest). */
-export type EnvGroup = "database" | "app" | "backup" | "migration" | "restart";
-export type SecretName = "databasePassword" | "adminToken";
+/** Flag values as a component gives them: a boolean flag true or false, a repeated one a list,
+ * any other a string, or undefined (resolved at deploy time: the flag is left out). */
+type FlagInput<F> = F extends { type: "boolean" } ? boolean
+  : F extends { multiple: true } ? readonly pulumi.Input<string>[]
+  : pulumi.Input<string | undefined>;
+export type StepFlagInputs<S extends StepName> = { [K in keyof (typeof CONTRACTS)[S]["flags"]]?: FlagInput<(typeof CONTRACTS)[S]["flags"][K]> };
 
-/** One step, as a component asks for it; its settings come from the config the StepRunner holds. */
-export interface HookCommandArgs {
+/** One step, as a component asks for it: what it is told, by its contract's names. Which settings
+ * and secrets it gets comes from its contract (hooks/contracts.ts), the values from the config
+ * the StepRunner holds. */
+export interface HookCommandArgs<S extends StepName> {
   /** `preflight`, `backup`, ...: also the `step` the JSON result must name. */
-  step: string;
-  /** Words after the step; values are shell-quoted when needed. */
-  args?: pulumi.Input<pulumi.Input<string>[]>;
-  env: EnvGroup[];
-  secrets?: SecretName[];
+  step: S;
+  words?: StepWord<S>[];
+  /** In this order on the command line; values are shell-quoted when needed. */
+  flags?: StepFlagInputs<S>;
   /** SHA-256 of the verified backup this step follows: a new backup re-runs the step. */
   backupSha256?: pulumi.Input<string>;
   /** Informational only: a delete must never undo work on the database. */
   delete?: string;
   /** A step after the migration inside the window: when it fails, the database goes back to
    * the backup of this manifest (the kept copy swapped in, else restored) and the app is
-   * restarted on it (hooks/cli.ts). The step then also gets what that needs. */
+   * restarted on it (hooks/cli.ts). The step then also gets what the rollback step needs. */
   rollBackOnFailure?: { manifestUri: pulumi.Input<string> };
 }
-
-/** What the rollback after a failure needs: the database and the backup, the app's restart and
- * health; the admin token only for a local restart (the app's scripts start it with the token). */
-const ROLLBACK_ENV: EnvGroup[] = ["database", "backup", "restart", "app"];
-const rollbackSecrets = (config: DeployConfig): SecretName[] => (config.app.restartSshHost ? ["databasePassword"] : ["databasePassword", "adminToken"]);
 
 export interface HookResult {
   ok: true;
@@ -54,32 +53,54 @@ export interface HookCommand<T> {
  * settings and secrets a step's environment is made of, so that a component sees only the
  * settings its own Args name. */
 export interface StepRunner {
-  run<T extends object>(name: string, args: HookCommandArgs, opts: pulumi.CustomResourceOptions): HookCommand<T>;
+  run<S extends StepName>(name: string, args: HookCommandArgs<S>, opts: pulumi.CustomResourceOptions): HookCommand<StepResults[S]>;
+}
+
+/** The words after the step: its positional words, then each flag given, in the order given. */
+export function stepArguments<S extends StepName>(step: S, words: readonly string[], flags: StepFlagInputs<S>): pulumi.Output<string[]> {
+  const declared: StepContract["flags"] = CONTRACTS[step].flags;
+  const parts = Object.entries(flags as Record<string, unknown>).map(([name, value]): pulumi.Input<string[]> => {
+    if (!Object.hasOwn(declared, name)) throw new Error(`vibes-hooks ${step} has no flag --${name} (hooks/contracts.ts)`);
+    if (typeof value === "boolean") return value ? [`--${name}`] : [];
+    if (Array.isArray(value)) return pulumi.all(value as pulumi.Input<string>[]).apply((vs) => vs.flatMap((v) => [`--${name}`, v]));
+    return pulumi.output(value as pulumi.Input<string | undefined>).apply((v) => (v === undefined ? [] : [`--${name}`, v]));
+  });
+  return pulumi.all(parts).apply((ps) => [...words, ...ps.flat()]);
+}
+
+/** What a step of this contract gets: its groups and secrets, and where it starts the app here,
+ * what the app's scripts need too. */
+function reads(contract: StepContract, config: DeployConfig): { groups: EnvGroup[]; secrets: SecretName[] } {
+  const local = contract.startsTheApp === true && !config.app.restartSshHost;
+  return {
+    groups: [...contract.env, ...(local ? ["database" as const] : [])],
+    secrets: [...contract.secrets, ...(local ? ["databasePassword" as const, "adminToken" as const] : [])],
+  };
 }
 
 export function stepRunner(config: DeployConfig): StepRunner {
   // Taken once: the same Output in every step's environment.
   const digest = deploymentDigest(config);
-  const environment = (groups: EnvGroup[], secrets: SecretName[], backupSha256?: pulumi.Input<string>) =>
-    hookEnvironment(config, digest, groups, secrets, backupSha256);
   return {
-    run<T extends object>(name: string, args: HookCommandArgs, opts: pulumi.CustomResourceOptions): HookCommand<T> {
-      const create = pulumi
-        .output(args.args ?? [])
+    run<S extends StepName>(name: string, args: HookCommandArgs<S>, opts: pulumi.CustomResourceOptions): HookCommand<StepResults[S]> {
+      const create = stepArguments(args.step, (args.words ?? []) as readonly string[], args.flags ?? {})
         .apply((words) => [HOOK_CLI, args.step, ...words.map(shellWord)].join(" "));
+      const own = reads(CONTRACTS[args.step], config);
+      const rollback = args.rollBackOnFailure ? reads(CONTRACTS.rollback, config) : { groups: [], secrets: [] };
+      const environment = {
+        ...hookEnvironment(config, digest, [...new Set([...own.groups, ...rollback.groups])], [...new Set([...own.secrets, ...rollback.secrets])], args.backupSha256),
+        ...(args.rollBackOnFailure ? {
+          VIBES_ROLLBACK_ON_FAILURE: "1",
+          VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
+          VIBES_HEALTH_TIMEOUT_SECONDS: String(config.app.healthGateTimeoutSeconds),
+        } : {}),
+      };
       const command = new local.Command(
         name,
         {
           create,
           delete: args.delete,
-          environment: args.rollBackOnFailure
-            ? {
-              ...environment([...new Set([...args.env, ...ROLLBACK_ENV])], [...new Set([...(args.secrets ?? []), ...rollbackSecrets(config)])], args.backupSha256),
-              VIBES_ROLLBACK_ON_FAILURE: "1",
-              VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
-              VIBES_HEALTH_TIMEOUT_SECONDS: String(config.app.healthGateTimeoutSeconds),
-            }
-            : environment(args.env, args.secrets ?? [], args.backupSha256),
+          environment,
           // Progress (stderr) is shown; the JSON result (stdout) is captured, not echoed.
           logging: "stderr",
           // The previous run's output is of no use to a step, and a long backup's progress would
@@ -88,7 +109,7 @@ export function stepRunner(config: DeployConfig): StepRunner {
         },
         opts,
       );
-      return { command, result: command.stdout.apply((stdout) => parseHookResult<T>(args.step, stdout)) };
+      return { command, result: command.stdout.apply((stdout) => parseHookResult<StepResults[S]>(args.step, stdout)) };
     },
   };
 }

@@ -111,8 +111,8 @@ export = async () => {
   // Stakeholders notified of completion.
   steps.run("notify-success", {
     step: "notify",
-    args: ["success", "--summary", validation.summary],
-    env: [],
+    words: ["success"],
+    flags: { summary: validation.summary },
     backupSha256: relied.backupSha256,
   }, { dependsOn: databaseMonitoring ? [maintenanceOff, databaseMonitoring] : [maintenanceOff] });
 

@@ -8,7 +8,7 @@ import { StepRunner } from "../hookCommand";
 export interface AppReleaseArgs {
   steps: StepRunner;
   /** Where the restart runs (local, or over SSH) and how long the health gate waits. */
-  app: Pick<DeployConfig["app"], "restartSshHost" | "healthGateTimeoutSeconds" | "healthGateIntervalSeconds">;
+  app: Pick<DeployConfig["app"], "healthGateTimeoutSeconds" | "healthGateIntervalSeconds">;
   /** The backup the migration relied on: a failed release goes back to it. */
   manifestUri: pulumi.Input<string>;
   backupSha256: pulumi.Input<string>;
@@ -21,13 +21,11 @@ export class AppRelease extends pulumi.ComponentResource {
     super("vibes:app:AppRelease", name, {}, opts);
     const app = args.app;
     // Local: the app's scripts start it with the same settings the hooks get (secrets in the
-    // environment only). SSH: the app host keeps its own settings; no secret travels there.
-    // The step then waits for /health itself (the health gate), in the same process.
-    const { result } = args.steps.run<{ health: { healthy: boolean; attempts: number; elapsedMs: number } }>(`${name}-restart`, {
+    // environment only). SSH: the app host keeps its own settings; no secret travels there (the
+    // restart contract's startsTheApp). The step then waits for /health itself (the health gate).
+    const { result } = args.steps.run(`${name}-restart`, {
       step: "restart",
-      args: ["--health-timeout-seconds", String(app.healthGateTimeoutSeconds), "--health-interval-seconds", String(app.healthGateIntervalSeconds)],
-      env: app.restartSshHost ? ["restart", "app"] : ["restart", "database", "app"],
-      secrets: app.restartSshHost ? [] : ["databasePassword", "adminToken"],
+      flags: { "health-timeout-seconds": String(app.healthGateTimeoutSeconds), "health-interval-seconds": String(app.healthGateIntervalSeconds) },
       backupSha256: args.backupSha256,
       // A release that fails (the restart, its health gate) puts the database back and restarts the app on it.
       rollBackOnFailure: { manifestUri: args.manifestUri },

@@ -75,16 +75,15 @@ export class DeploymentGates extends pulumi.ComponentResource {
       }
       windowCheck = steps.run(`${name}-window-check`, {
         step: "window-check",
-        args: ["--window", JSON.stringify(w), ...(override ? ["--override", JSON.stringify(override)] : [])],
-        env: [],
+        flags: { window: JSON.stringify(w), override: override ? JSON.stringify(override) : undefined },
       }, after).command;
       summary.push(`window ${describeWindow(w)}${override ? ` OVERRIDDEN (${describeOverride(override)})` : ""}`);
     }
 
     steps.run(`${name}-notify-start`, {
       step: "notify",
-      args: ["start", "--summary", pulumi.all(summary).apply((parts) => parts.join("; ") || "no gates on this stack")],
-      env: [],
+      words: ["start"],
+      flags: { summary: pulumi.all(summary).apply((parts) => parts.join("; ") || "no gates on this stack") },
     }, windowCheck ? { parent: this, dependsOn: [windowCheck] } : after);
 
     this.registerOutputs({ promotion: this.promotion, promotionOverride: this.promotionOverride });

@@ -13,14 +13,6 @@ export interface LogicalBackupArgs {
   rollbackStrategy: DeployConfig["migration"]["rollbackStrategy"];
 }
 
-interface BackupResult {
-  uri: string;
-  manifestUri: string;
-  sha256: string;
-  bytes: number;
-  createdAt: string;
-  revision: string;
-}
 
 export class LogicalBackup extends pulumi.ComponentResource {
   public readonly uri: pulumi.Output<string>;
@@ -30,12 +22,10 @@ export class LogicalBackup extends pulumi.ComponentResource {
 
   constructor(name: string, args: LogicalBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:backup:LogicalBackup", name, {}, opts);
-    const backup = args.steps.run<BackupResult>(`${name}-dump`, {
+    const backup = args.steps.run(`${name}-dump`, {
       step: "backup",
       // The name says the revision it holds (the hook reads it); the label what it is for.
-      args: ["--label", `for-${args.targetRevision}`],
-      env: ["database", "backup"],
-      secrets: ["databasePassword"],
+      flags: { label: `for-${args.targetRevision}` },
     }, { parent: this, dependsOn: opts?.dependsOn });
     // URIs, a hex digest and a size hold no secret (the hook never prints one); the step's
     // output is secret only because it got the password. Plain, they can flow into later
@@ -44,12 +34,9 @@ export class LogicalBackup extends pulumi.ComponentResource {
 
     // The proven copy is kept for a rollback by swap (seconds at any size) until maintenance mode
     // goes off; the step says when a swap cannot be exact here, and the rollback then restores.
-    const keepCopy = args.rollbackStrategy === "swap" ? ["--keep-copy"] : [];
-    const verify = args.steps.run<{ sha256: string; matches: boolean }>(`${name}-verify-restore`, {
+    const verify = args.steps.run(`${name}-verify-restore`, {
       step: "verify-restore",
-      args: ["--uri", uri, ...keepCopy],
-      env: ["database", "backup"],
-      secrets: ["databasePassword"],
+      flags: { uri, "keep-copy": args.rollbackStrategy === "swap" },
       backupSha256: pulumi.unsecret(backup.result.sha256),
     }, { parent: this, dependsOn: [backup.command] });
 

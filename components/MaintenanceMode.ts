@@ -16,20 +16,16 @@ export class MaintenanceMode extends pulumi.ComponentResource {
 
   constructor(name: string, args: MaintenanceModeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:maintenance:MaintenanceMode", name, {}, opts);
-    const maintenance = args.steps.run<{ enabled: boolean; changed: boolean }>(`${name}-maintenance`, {
+    const maintenance = args.steps.run(`${name}-maintenance`, {
       step: "maintenance",
-      args: [args.enabled ? "on" : "off"],
-      env: ["app"],
-      secrets: ["adminToken"],
+      words: [args.enabled ? "on" : "off"],
       backupSha256: args.backupSha256,
     }, { parent: this, dependsOn: opts?.dependsOn });
     if (!args.enabled) {
       // The copy kept for a rollback by swap is of no use once the app serves again: its disk is freed.
       args.steps.run(`${name}-drop-copy`, {
         step: "copy",
-        args: ["drop"],
-        env: ["database"],
-        secrets: ["databasePassword"],
+        words: ["drop"],
         backupSha256: args.backupSha256,
       }, { parent: this, dependsOn: [maintenance.command] });
     }

@@ -16,11 +16,6 @@ export interface MigrationValidationArgs {
   backupSha256: pulumi.Input<string>;
 }
 
-export interface ValidationCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
 
 export class MigrationValidation extends pulumi.ComponentResource {
   public readonly summary: pulumi.Output<string>;
@@ -31,11 +26,10 @@ export class MigrationValidation extends pulumi.ComponentResource {
     super("vibes:migration:MigrationValidation", name, {}, opts);
     const m = args.migration;
     const idType = m.expectedIdType;
-    const { result } = args.steps.run<{ checks: ValidationCheck[]; summary: string }>(`${name}-validate`, {
+    const { result } = args.steps.run(`${name}-validate`, {
       step: "validate",
-      args: ["schema", "data", "--use-recorded", "--manifest", args.manifestUri, "--revision", m.targetRevision, "--id-type", idType, "--id-default", m.idDefault, "--uuid-version", m.uuidVersion],
-      env: ["database", "backup"],
-      secrets: ["databasePassword"],
+      words: ["schema", "data"],
+      flags: { "use-recorded": true, manifest: args.manifestUri, revision: m.targetRevision, "id-type": idType, "id-default": m.idDefault, "uuid-version": m.uuidVersion },
       backupSha256: args.backupSha256,
       rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: opts?.dependsOn });

@@ -26,18 +26,14 @@ export class PostDeployChecks extends pulumi.ComponentResource {
     super("vibes:app:PostDeployChecks", name, {}, opts);
     args.steps.run(`${name}-smoke`, {
       step: "smoke",
-      args: ["--expect-id-type", args.expectedIdType],
-      env: ["app"],
-      // The token lets the smoke requests through maintenance mode.
-      secrets: ["adminToken"],
+      // The contract's admin token lets the smoke requests through maintenance mode.
+      flags: { "expect-id-type": args.expectedIdType },
       backupSha256: args.backupSha256,
       rollBackOnFailure: { manifestUri: args.manifestUri },
     }, { parent: this, dependsOn: [args.released] });
     args.steps.run(`${name}-performance`, {
       step: "validate",
-      args: ["performance"],
-      env: ["database"],
-      secrets: ["databasePassword"],
+      words: ["performance"],
       backupSha256: args.backupSha256,
     }, { parent: this, dependsOn: [args.migrated] });
     this.registerOutputs({});

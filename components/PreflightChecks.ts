@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DeployConfig } from "../config";
+import type { StepResults } from "../hooks/contracts";
 import { StepRunner } from "../hookCommand";
 
 export interface PreflightChecksArgs {
@@ -14,19 +15,10 @@ export interface PreflightChecksArgs {
   rds?: DeployConfig["rds"];
 }
 
-export interface PreflightResult {
-  serverVersion: string;
-  serverMajor: number;
-  pgDumpMajor: number;
-  revision: string;
-  tables: Record<string, { rows: number; bytes: number }>;
-  databaseBytes: number;
-  freeBytes: number | null;
-}
 
 export class PreflightChecks extends pulumi.ComponentResource {
   /** The checks' findings (secret: the step got the database password). */
-  public readonly result: pulumi.Output<PreflightResult>;
+  public readonly result: pulumi.Output<StepResults["preflight"]>;
 
   constructor(name: string, args: PreflightChecksArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:preflight:PreflightChecks", name, {}, opts);
@@ -34,20 +26,22 @@ export class PreflightChecks extends pulumi.ComponentResource {
     const rds = args.rds;
     // Preflight cannot see an RDS instance's disk: it estimates free space from the allocated
     // storage. Aurora's storage grows on demand, so there is nothing to check there.
-    const storageArgs: pulumi.Input<string[]> = rds?.kind === "instance"
+    const storageBytes = rds?.kind === "instance"
       ? aws.rds.getInstanceOutput({ dbInstanceIdentifier: rds.identifier }, { parent: this }).allocatedStorage
-        .apply((gib) => (gib ? ["--storage-bytes", String(gib * 1024 ** 3)] : []))
-      : [];
-    this.result = args.steps.run<PreflightResult>(`${name}-preflight`, {
+        .apply((gib) => (gib ? String(gib * 1024 ** 3) : undefined))
+      : undefined;
+    this.result = args.steps.run(`${name}-preflight`, {
       step: "preflight",
       // Any known revision is fine: before the migration, after it on a re-run, or the
       // revision a rollback starts from. The migrate step decides the direction.
       // The migration files too (one head, the target among them), read here, before the window.
-      args: pulumi.output(storageArgs).apply((storage) => [...m.knownRevisions.flatMap((rev) => ["--expect-revision", rev]),
-        "--min-free-ratio", String(args.minFreeSpaceRatio), ...storage,
-        "--target", m.targetRevision, ...(m.mode === "sql" ? ["--mode", "sql", "--sql-dir", m.sqlDir!] : [])]),
-      env: ["database", "app", "migration"],
-      secrets: ["databasePassword"],
+      flags: {
+        "expect-revision": m.knownRevisions,
+        "min-free-ratio": String(args.minFreeSpaceRatio),
+        "storage-bytes": storageBytes,
+        target: m.targetRevision,
+        ...(m.mode === "sql" ? { mode: "sql", "sql-dir": m.sqlDir } : {}),
+      },
     }, { parent: this, dependsOn: opts?.dependsOn }).result;
     this.registerOutputs({ result: this.result });
   }

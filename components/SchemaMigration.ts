@@ -7,6 +7,7 @@
 // first, so a re-run after an interrupted `pulumi up` does the right thing.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
+import type { StepResults } from "../hooks/contracts";
 import { StepRunner } from "../hookCommand";
 
 type MigrationArgs = Pick<DeployConfig["migration"], "targetRevision" | "filesSha256" | "expectedIdType" | "idDefault" | "uuidVersion"
@@ -21,14 +22,6 @@ export interface SchemaMigrationArgs {
   backupSha256: pulumi.Input<string>;
 }
 
-interface MigrateResult {
-  revisionBefore: string;
-  revisionAfter: string;
-  changed: boolean;
-  filesSha256: string | null;
-  /** The backup the run relied on: the given one, or the one it took again inside the window. */
-  backup: { uri: string; manifestUri: string; sha256: string; bytes: number; retaken: boolean };
-}
 
 export class SchemaMigration extends pulumi.ComponentResource {
   public readonly revisionBefore: pulumi.Output<string>;
@@ -38,25 +31,25 @@ export class SchemaMigration extends pulumi.ComponentResource {
   public readonly filesSha256: pulumi.Output<string | null>;
   /** The verified backup the migration relied on (taken again inside the window when the
    * database had changed since the first): what a restore needs. */
-  public readonly backup: pulumi.Output<MigrateResult["backup"]>;
+  public readonly backup: pulumi.Output<StepResults["migrate"]["backup"]>;
 
   constructor(name: string, args: SchemaMigrationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vibes:migration:SchemaMigration", name, {}, opts);
     const m = args.migration;
-    const { result } = args.steps.run<MigrateResult>(`${name}-migrate`, {
+    const { result } = args.steps.run(`${name}-migrate`, {
       step: "migrate",
-      args: [
-        "--to", m.targetRevision,
-        "--manifest", args.manifestUri,
-        "--files-sha256", m.filesSha256,
-        "--id-type", m.expectedIdType,
-        "--id-default", m.idDefault,
-        "--uuid-version", m.uuidVersion,
-        ...(m.acceptRenumberedIds ? ["--accept-renumbered-ids"] : []),
-        ...migrationSourceFlags(m),
-      ],
-      env: ["database", "backup", "migration"],
-      secrets: ["databasePassword"],
+      flags: {
+        to: m.targetRevision,
+        manifest: args.manifestUri,
+        "files-sha256": m.filesSha256,
+        "id-type": m.expectedIdType,
+        "id-default": m.idDefault,
+        "uuid-version": m.uuidVersion,
+        "accept-renumbered-ids": m.acceptRenumberedIds,
+        // How the hook finds and runs the revisions: the SQL files of sqlDir (relative to the
+        // project folder, like the hook's own path), or alembic with the config's optional overrides.
+        ...(m.mode === "sql" ? { mode: "sql", "sql-dir": m.sqlDir } : { up: m.upCommand || undefined, down: m.downCommand || undefined }),
+      },
       backupSha256: args.backupSha256,
       // Destroy and replacement run `delete`: it must never downgrade the database.
       delete: `echo "vibes: the database stays at its current revision; to roll back set targetRevision (docs/operations.md)" >&2`,
@@ -69,11 +62,4 @@ export class SchemaMigration extends pulumi.ComponentResource {
     this.backup = pulumi.unsecret(result.backup);
     this.registerOutputs({ revisionBefore: this.revisionBefore, revisionAfter: this.revisionAfter, filesSha256: this.filesSha256, backup: this.backup });
   }
-}
-
-/** How the hook finds and runs the revisions: the SQL files of sqlDir (relative to the project
- * folder, like the hook's own path), or alembic with the config's optional command overrides. */
-function migrationSourceFlags(m: MigrationArgs): string[] {
-  if (m.mode === "sql") return ["--mode", "sql", "--sql-dir", m.sqlDir!];
-  return [...(m.upCommand ? ["--up", m.upCommand] : []), ...(m.downCommand ? ["--down", m.downCommand] : [])];
 }

@@ -36,6 +36,9 @@ export interface StepContract {
   secrets: readonly SecretName[];
   /** Per positional word where it matters (maintenance on/off), else for the step. */
   window: WindowRule | Readonly<Record<string, WindowRule>>;
+  /** It runs the app's restart command: a local one starts the app with the deployment's settings
+   * (the database and both secrets); over ssh the app host keeps its own. */
+  startsTheApp?: boolean;
 }
 
 /** A flag, its literal types kept (the parsed values' types derive from them). */
@@ -198,8 +201,9 @@ export const CONTRACTS = {
       manifest: flag("string", "the backup to go back to, where no copy of it is kept (default VIBES_ROLLBACK_MANIFEST)", { value: "URI" }),
     },
     env: ["database", "backup", "restart", "app"],
-    secrets: ["databasePassword", "adminToken"],
+    secrets: ["databasePassword"],
     window: "changes",
+    startsTheApp: true,
   },
   copy: {
     module: "./steps/copy",
@@ -218,11 +222,10 @@ export const CONTRACTS = {
       "health-timeout-seconds": flag("string", "then wait this long for /health (the health gate)", { value: "N" }),
       "health-interval-seconds": flag("string", "between health attempts (default 2)", { value: "N" }),
     },
-    // A local restart starts the app with the deployment's settings: the program adds the database
-    // and the secrets there (not over ssh: the app host keeps its own).
     env: ["restart", "app"],
     secrets: [],
     window: "changes",
+    startsTheApp: true,
   },
   notify: {
     module: "./steps/notify",
@@ -247,6 +250,42 @@ export const CONTRACTS = {
 } as const satisfies Record<string, StepContract>;
 
 export type StepName = keyof typeof CONTRACTS;
+
+/** The parsed value of a flag as declared: a string (several with `multiple`) or a boolean, present when it has a default. */
+type FlagValue<F> = F extends { type: "boolean" } ? boolean
+  : F extends { multiple: true } ? string[] | undefined
+  : F extends { default: string } ? string
+  : string | undefined;
+type Flags<S extends StepName> = (typeof CONTRACTS)[S]["flags"];
+export type StepFlags<S extends StepName> = { [K in keyof Flags<S>]: FlagValue<Flags<S>[K]> };
+/** A step's positional words: its declared choices. */
+export type StepWord<S extends StepName> = (typeof CONTRACTS)[S] extends { positionals: { choices: readonly (infer C)[] } } ? C : never;
+
+/** What the program reads of each step's JSON result (besides ok and step); docs/architecture.md has it all. */
+export interface StepResults {
+  preflight: { serverVersion: string; serverMajor: number; pgDumpMajor: number; revision: string; tables: Record<string, { rows: number; bytes: number }>; databaseBytes: number; freeBytes: number | null };
+  backup: { uri: string; manifestUri: string; sha256: string; bytes: number; createdAt: string; revision: string };
+  "verify-restore": { sha256: string; matches: boolean; keptCopy?: string | null };
+  maintenance: { enabled: boolean; changed: boolean };
+  migrate: {
+    revisionBefore: string;
+    revisionAfter: string;
+    changed: boolean;
+    filesSha256: string | null;
+    /** The backup the run relied on: the given one, or the one it took again inside the window. */
+    backup: { uri: string; manifestUri: string; sha256: string; bytes: number; retaken: boolean };
+  };
+  validate: { checks: { name: string; ok: boolean; detail: string }[]; summary: string };
+  restart: { health: { healthy: boolean; attempts: number; elapsedMs: number } };
+  smoke: { checks: { name: string; ok: boolean; status: number }[] };
+  copy: { dropped?: string | null };
+  notify: { event: string };
+  "window-check": { inside: boolean; overridden: boolean };
+  "health-gate": { healthy: boolean };
+  report: { rows: unknown[] };
+  restore: { uri: string; how: string };
+  rollback: { how: string };
+}
 
 export const isStep = (name: string): name is StepName => Object.hasOwn(CONTRACTS, name);
 

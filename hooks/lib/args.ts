@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { CONTRACTS, type FlagSpec, type StepContract, type StepName } from "../contracts";
+import { CONTRACTS, type FlagSpec, type StepContract, type StepFlags, type StepName, type StepWord } from "../contracts";
 import { StepError, UsageError } from "./errors";
 import { pgDurationMs } from "./text";
 
@@ -17,14 +17,6 @@ export function parseFlags<O extends Options>(step: string, args: string[], opti
   }
 }
 
-/** The parsed value of a flag as declared: a string (several with `multiple`) or a boolean, present when it has a default. */
-type FlagValue<F> = F extends { type: "boolean" } ? boolean
-  : F extends { multiple: true } ? string[] | undefined
-  : F extends { default: string } ? string
-  : string | undefined;
-/** A step's positional words: its declared choices. */
-type StepWord<S extends StepName> = (typeof CONTRACTS)[S] extends { positionals: { choices: readonly (infer C)[] } } ? C : never;
-export type StepFlags<S extends StepName> = { [K in keyof (typeof CONTRACTS)[S]["flags"]]: FlagValue<(typeof CONTRACTS)[S]["flags"][K]> };
 
 /**
  * A step's arguments parsed by its contract (hooks/contracts.ts): the flags it declares, typed as

@@ -1,5 +1,6 @@
 // migrate's flags and settings, checked and typed before anything connects.
-import { durationSetting, requireFlag, type StepFlags } from "../lib/args";
+import type { StepFlags } from "../contracts";
+import { durationSetting, requireFlag } from "../lib/args";
 import { UsageError } from "../lib/errors";
 import { parseLockWait } from "../lib/migrationLock";
 import { REVISION_RE } from "../lib/migrationSource";
