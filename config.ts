@@ -4,10 +4,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { SSL_MODES } from "./hooks/lib/connection";
-import { TABLE_NAME } from "./hooks/lib/tables";
-import { plannedMigrationFilesSha256 } from "./hooks/lib/migrationFiles";
-import { pgDurationMs } from "./hooks/lib/text";
+import { DatabaseUrlError, parseDatabaseUrl } from "./common/databaseUrl";
+import { TABLE_NAME } from "./common/tables";
+import { plannedMigrationFilesSha256 } from "./common/migrationFiles";
+import { pgDurationMs } from "./common/text";
+import type { IdType } from "./common/types";
 import { loadSafetyConfig, SafetyConfig } from "./safety/config";
 import { Bad, ConfigSource, rawValue, setCommand, stackSecret } from "./configSource";
 
@@ -16,7 +17,6 @@ const DEV_STACK = "dev";
 
 export type BackupTarget = "local" | "s3";
 export type MigrationMode = "alembic" | "sql";
-export type IdType = "integer" | "uuid";
 
 export interface DeployConfig {
   stack: string;
@@ -404,23 +404,16 @@ function revisionIdTypes(raw: string | undefined, bad: (problem: string) => void
 /** Reports what is wrong with the URL; returns its sslmode (null when it has none or is no URL). */
 function checkDatabaseUrl(raw: string, bad: (problem: string, fix: string) => void): string | null {
   const example = "postgresql://user@host:5432/db?sslmode=require";
-  let url: URL;
   try {
-    url = new URL(raw);
-  } catch {
+    const url = parseDatabaseUrl(raw);
+    if (url.password) bad("holds a password", "remove it from the URL and set databasePassword with: pulumi config set --secret databasePassword <value>");
+    return url.sslmode ?? null;
+  } catch (err) {
+    if (!(err instanceof DatabaseUrlError)) throw err;
     // The raw value is not echoed: it could hold a password.
-    bad("is not a URL", `use the form ${example}`);
+    bad(err.problem, `use the form ${example}${err.hint ? `; ${err.hint}` : ""}`);
     return null;
   }
-  if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") bad(`scheme must be postgresql:// (got ${url.protocol}//)`, `use the form ${example}`);
-  if (url.password) bad("holds a password", "remove it from the URL and set databasePassword with: pulumi config set --secret databasePassword <value>");
-  if (!url.username) bad("names no user", `use the form ${example}`);
-  if (!url.hostname) bad("names no host", `use the form ${example}`);
-  const db = url.pathname.replace(/^\//, "");
-  if (!db || db.includes("/")) bad("names no database (or more than one path segment)", `use the form ${example}`);
-  const sslmode = url.searchParams.get("sslmode");
-  if (sslmode !== null && !SSL_MODES.includes(sslmode)) bad(`sslmode ${JSON.stringify(sslmode)} is unknown`, `use one of ${SSL_MODES.join(", ")}`);
-  return sslmode;
 }
 
 /** Why `name` breaks S3's general purpose bucket naming rules, or undefined when it is fine. */

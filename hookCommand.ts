@@ -6,7 +6,7 @@ import { local } from "@pulumi/command";
 import { DeployConfig } from "./config";
 import { notifyEnvironment } from "./safety/config";
 import { CONTRACTS, type EnvGroup, type SecretName, type StepContract, type StepName, type StepResults, type StepWord } from "./hooks/contracts";
-import { shellWord } from "./hooks/lib/text";
+import { shellWord } from "./common/text";
 
 /** Relative on purpose: the engine runs commands in the project folder, and an absolute
  * path (or `dir`) would differ per machine and re-run every command. */

@@ -3,6 +3,7 @@
 // the deployment: its grants take table locks, which must never queue behind (or in front of) the
 // migration. Grants survive the migration, which alters the tables in place.
 import * as pulumi from "@pulumi/pulumi";
+import { parseDatabaseUrl } from "../common/databaseUrl";
 import * as postgresql from "@pulumi/postgresql";
 
 export interface DatabaseMonitoringArgs {
@@ -28,14 +29,13 @@ export class DatabaseMonitoring extends pulumi.ComponentResource {
     super("vibes:monitoring:DatabaseMonitoring", name, {}, opts);
     // An explicit provider, never the ambient one, connected as the RDS master user (not a
     // superuser on RDS) over TLS.
-    const url = new URL(args.databaseUrl);
-    const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
-    const sslmode = url.searchParams.get("sslmode");
+    // config.ts checked the URL with the same reader.
+    const { host, port, database, user, sslmode } = parseDatabaseUrl(args.databaseUrl);
     const provider = new postgresql.Provider(`${name}-postgresql`, {
-      host: url.hostname,
-      port: Number(url.port || 5432),
+      host,
+      port,
       database,
-      username: decodeURIComponent(url.username),
+      username: user,
       password: pulumi.secret(args.databasePassword),
       superuser: false,
       sslmode: sslmode === "verify-ca" || sslmode === "verify-full" ? sslmode : "require",

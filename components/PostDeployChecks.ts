@@ -5,7 +5,7 @@
 // The smoke tests wait for the released app; the performance checks need only the migrated
 // database, so they run beside the app's restart instead of after it.
 import * as pulumi from "@pulumi/pulumi";
-import { IdType } from "../config";
+import type { IdType } from "../common/types";
 import { StepRunner } from "../hookCommand";
 
 export interface PostDeployChecksArgs {

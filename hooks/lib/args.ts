@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { CONTRACTS, type FlagSpec, type StepContract, type StepFlags, type StepName, type StepWord } from "../contracts";
 import { StepError, UsageError } from "./errors";
-import { pgDurationMs } from "./text";
+import { pgDurationMs } from "../../common/text";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 

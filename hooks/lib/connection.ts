@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Client, type ClientConfig } from "pg";
+import { DatabaseUrlError, parseDatabaseUrl, SSL_MODES } from "../../common/databaseUrl";
 import { StepError } from "./errors";
 
 export interface ConnectionSettings {
@@ -24,7 +25,6 @@ export interface ConnectOptions {
 }
 
 const URL_FIX = "set DATABASE_URL to postgresql://USER@HOST:PORT/DB (password in VIBES_DB_PASSWORD)";
-export const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /**
  * Connection settings from DATABASE_URL, else from PGHOST/PGPORT/PGUSER/PGDATABASE.
@@ -35,31 +35,15 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
   const raw = env.DATABASE_URL?.trim();
   let settings: ConnectionSettings;
   if (raw) {
-    let url: URL;
+    let url;
     try {
-      url = new URL(raw);
-    } catch {
-      throw new StepError("DATABASE_URL is not a valid URL", URL_FIX);
+      url = parseDatabaseUrl(raw, { user: env.PGUSER, host: env.PGHOST, port: env.PGPORT, sslmode: env.PGSSLMODE });
+    } catch (err) {
+      if (!(err instanceof DatabaseUrlError)) throw err;
+      throw new StepError(`DATABASE_URL ${err.problem}`, err.hint ? `${URL_FIX}; ${err.hint}` : URL_FIX);
     }
-    if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
-      throw new StepError(`DATABASE_URL has scheme "${url.protocol}" instead of postgresql:`, URL_FIX);
-    }
-    const database = decodeUrlPart(url.pathname.replace(/^\//, ""), "database name");
-    const user = decodeUrlPart(url.username, "user") || env.PGUSER || "";
-    // libpq allows ?host=/socket/dir for Unix sockets; an IPv6 address comes in brackets.
-    const host = url.searchParams.get("host") || decodeUrlPart(url.hostname, "host").replace(/^\[(.*)\]$/, "$1") || env.PGHOST || "";
-    const portText = url.port || url.searchParams.get("port") || env.PGPORT || "5432";
-    if (!database) throw new StepError("DATABASE_URL names no database", URL_FIX);
-    if (!user) throw new StepError("DATABASE_URL names no user", URL_FIX);
-    if (!host) throw new StepError("DATABASE_URL names no host", URL_FIX);
-    settings = {
-      host,
-      port: parsePort(portText, "DATABASE_URL port"),
-      database,
-      user,
-      password: env.VIBES_DB_PASSWORD || (url.password ? decodeUrlPart(url.password, "password") : undefined),
-      sslmode: url.searchParams.get("sslmode") || env.PGSSLMODE || undefined,
-    };
+    const { password, ...where } = url;
+    settings = { ...where, password: env.VIBES_DB_PASSWORD || password };
   } else {
     const missing = ["PGHOST", "PGUSER", "PGDATABASE"].filter((k) => !env[k]);
     if (missing.length > 0) {
@@ -79,15 +63,6 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
     throw new StepError(`sslmode "${settings.sslmode}" is not one of ${SSL_MODES.join(", ")}`, URL_FIX);
   }
   return settings;
-}
-
-/** A %-decoded part of DATABASE_URL; a malformed escape is named, never echoed (it may be the password). */
-function decodeUrlPart(part: string, what: string): string {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    throw new StepError(`DATABASE_URL has a malformed %-escape in its ${what}`, `${URL_FIX}; write a literal % as %25`);
-  }
 }
 
 function parsePort(text: string, what: string): number {

@@ -8,7 +8,8 @@ import type { Client } from "pg";
 import { setSessionSettings, withClient, type ConnectionSettings } from "./connection";
 import { errorMessage } from "./errors";
 import { rowHashesSql } from "./fingerprint";
-import { fingerprintSession, type Check, type Manifest } from "./manifest";
+import type { Check } from "../../common/types";
+import { fingerprintSession, type Manifest } from "./manifest";
 import { withRestoredScratch } from "./scratchRestore";
 
 export interface DifferingRows {

@@ -2,6 +2,7 @@
 // data model, row count and fingerprints; the schema snapshot), and how a database is compared
 // with it.
 import type { Client } from "pg";
+import type { Check } from "../../common/types";
 import { setSessionSettings } from "./connection";
 import { readColumnTypes, readDataModel, type DataModel, type TableModel } from "./dataModel";
 import { StepError } from "./errors";
@@ -11,11 +12,6 @@ import { readSchemaSnapshot, type SchemaSnapshot } from "./schemaSnapshot";
 import { openReader } from "./storage";
 import { quoteTable, tableOids } from "./tables";
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
 
 export interface TableState extends TableModel, TableData {}
 

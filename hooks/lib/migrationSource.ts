@@ -7,10 +7,10 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { requireFlag } from "./args";
 import { StepError, UsageError } from "./errors";
-import { migrationFilesDir } from "./migrationFiles";
+import { migrationFilesDir } from "../../common/migrationFiles";
 import { pgTool } from "./pgTools";
 import { runChild, runShell, stderrSummary, type RunResult } from "./run";
-import { shellWord } from "./text";
+import { shellWord } from "../../common/text";
 
 /** An alembic revision id as migrate accepts it: it goes into command lines. */
 export const REVISION_RE = /^[A-Za-z0-9_.-]+$/;

@@ -6,13 +6,14 @@
 //                                            columns of the target id type, the id default
 //                                            (idDefault for uuid ids, a sequence for integers)
 import type { Client } from "pg";
+import type { IdType } from "../../common/types";
 import { UsageError } from "./errors";
-import { captureState, compareState, type Check, type Manifest } from "./manifest";
+import type { Check } from "../../common/types";
+import { captureState, compareState, type Manifest } from "./manifest";
 import { currentRevision, readRecord } from "./revision";
 import { diffSchema, isCurrentSnapshot, readSchemaSnapshot, sequenceChecks, type IdChange, type SchemaSnapshot } from "./schemaSnapshot";
 import { tableOids } from "./tables";
 
-export type IdType = "uuid" | "integer";
 
 export interface ProofOptions {
   /** The key columns' type at the database's revision, when that is not the manifest's. */

@@ -1,5 +1,5 @@
 import type { Client } from "pg";
-import type { Check } from "./manifest";
+import type { Check } from "../../common/types";
 import type { SchemaSnapshot } from "./schemaSnapshot";
 
 /**

@@ -4,7 +4,8 @@
 import { withClient, type ConnectionSettings } from "./connection";
 import { connectAdmin, failedNameFor, findCopy, swapIn, swapObstacles, type CopyMarker } from "./databaseSwap";
 import { errorMessage, StepError } from "./errors";
-import { loadManifest, type Check } from "./manifest";
+import type { Check } from "../../common/types";
+import { loadManifest } from "./manifest";
 import { compareWithManifest } from "./verify";
 
 export interface SwappedIn {

@@ -1,13 +1,9 @@
 // The covered tables: how they are named (configured as `table` or `schema.table`), found in the
 // catalog, and which other tables reach them through foreign keys.
 import type { Client } from "pg";
+import { DEFAULT_TABLES, TABLE_NAME } from "../../common/tables";
 import { StepError } from "./errors";
 
-export const DEFAULT_TABLES = ["users", "journals", "tags", "journal_tags"];
-
-/** A covered table's name as configured: an unquoted lowercase name, optionally schema-qualified.
- * Shared with config.ts so that both sides accept the same names. */
-export const TABLE_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 
 export function quoteIdent(id: string): string {
   return `"${id.replace(/"/g, '""')}"`;

@@ -3,7 +3,7 @@
 // finished the way it would have been.
 import { errorMessage, StepError } from "../lib/errors";
 import { historyProblem, VERSION_SCHEMA_VARIABLE, type History, type PreparedRun } from "../lib/migrationSource";
-import type { Check } from "../lib/manifest";
+import type { Check } from "../../common/types";
 import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, versionTableSchema, writeRecord } from "../lib/revision";
 import { stderrSummary } from "../lib/run";
 import { tableOids, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";

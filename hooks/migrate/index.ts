@@ -7,7 +7,7 @@ import { withPassfile } from "../lib/childEnv";
 import { connect, connectionFromEnv } from "../lib/connection";
 import { StepError } from "../lib/errors";
 import { loadManifest } from "../lib/manifest";
-import { plannedMigrationFilesSha256 } from "../lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { withMigrationLock } from "../lib/migrationLock";
 import { sourceFromFlags } from "../lib/migrationSource";
 import { progress } from "../lib/progress";

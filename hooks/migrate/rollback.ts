@@ -3,7 +3,7 @@
 import { withClient } from "../lib/connection";
 import { errorMessage, StepError } from "../lib/errors";
 import { locateDifferingRows } from "../lib/locate";
-import type { Check } from "../lib/manifest";
+import type { Check } from "../../common/types";
 import { restoreBackup } from "../lib/restore";
 import { currentRevision } from "../lib/revision";
 import { stderrSummary } from "../lib/run";

@@ -5,7 +5,8 @@
 import type { Client } from "pg";
 import type { ConnectionSettings } from "../lib/connection";
 import { errorMessage, StepError } from "../lib/errors";
-import { loadManifest, type Check, type Manifest } from "../lib/manifest";
+import type { Check } from "../../common/types";
+import { loadManifest, type Manifest } from "../lib/manifest";
 import type { History, MigrationSource, PreparedRun, RunContext } from "../lib/migrationSource";
 import { prove, type Proof, type ProofOptions } from "../lib/proof";
 import { currentRevision, readRecord, writeRecord } from "../lib/revision";

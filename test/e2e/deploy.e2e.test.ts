@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { runHooks } from "../support/hooks";
-import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256 } from "../../common/migrationFiles";
 import { APP_DIR } from "../support/pgCluster";
 import {
   DEV_STAGE_ORDER, E2eEnv, REPO_ROOT, appPid, assertIdTypes, assertNoSecrets, content, dataPicture, faultyAppDir, getJson,

@@ -2,7 +2,7 @@
 // psql, with no Python able to run alembic. Slow: select with --grep "e2e".
 import { strict as assert } from "assert";
 import * as path from "path";
-import { plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { APP_DIR } from "../support/pgCluster";
 import { DEV_STAGE_ORDER, E2eEnv, assertIdTypes, assertNoSecrets, content, dataPicture, rehearse, setUp, stageStatus, tearDown } from "./harness";
 

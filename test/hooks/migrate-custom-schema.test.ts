@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import * as helpers from "./migrateHelpers";

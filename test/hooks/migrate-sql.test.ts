@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { appendFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { APP_DIR, getCluster, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import * as helpers from "./migrateHelpers";

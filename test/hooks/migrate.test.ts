@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { MIGRATE_LOCK_KEY } from "../../hooks/lib/migrationLock";
 import { APP_DIR, APP_PYTHON, getCluster, PG_BIN, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { captureState, compareState, loadManifest } from "../../hooks/lib/manifest";
-import { plannedMigrationFilesSha256, type MigrationFilesSpec } from "../../hooks/lib/migrationFiles";
+import { plannedMigrationFilesSha256, type MigrationFilesSpec } from "../../common/migrationFiles";
 import { APP_PYTHON, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { runHooks, type HooksResult, type RunHooksOptions } from "../support/hooks";
 

@@ -8,7 +8,7 @@ import { appendFileSync, cpSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadManifest, type Manifest } from "../../hooks/lib/manifest";
-import { plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { prove } from "../../hooks/lib/proof";
 import { writeRecord } from "../../hooks/lib/revision";
 import { readSchemaSnapshot, type SchemaSnapshot } from "../../hooks/lib/schemaSnapshot";

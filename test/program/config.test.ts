@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
-import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { loadConfig, PROJECT, s3BucketNameProblem, snapshotIdentifier } from "../../config";
 import { ROOT, runProgram, sourceFor, TEST_SECRETS } from "./harness";
 

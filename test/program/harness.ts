@@ -8,7 +8,7 @@ import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
 import type { ConfigSource } from "../../configSource";
-import { migrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256 } from "../../common/migrationFiles";
 import { makeTempDirSync } from "../../hooks/lib/tempDirs";
 import { acceptErrorHooks } from "../../rehearsal/mocks";
 

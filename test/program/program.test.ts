@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../hooks/lib/migrationFiles";
+import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../common/migrationFiles";
 import { getCluster } from "../support/pgCluster";
 import { plainOccurrences, ProgramRun, Registration, ROOT, runProgram, secretPaths, TEST_SECRETS, testStackOutputs } from "./harness";
 
