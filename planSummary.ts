@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
 import { DeployConfig } from "./config";
-import { connect, connectionFromEnv } from "./hooks/lib/connection";
+import { connect, connectionFromEnv } from "./hooks/lib/database/connection";
 import { formatBytes } from "./hooks/lib/progress";
 
 const CONNECT_TIMEOUT_MS = 5000;

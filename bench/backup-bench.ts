@@ -18,9 +18,9 @@ import { openSync, closeSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { withPassfile } from "../hooks/lib/childEnv";
-import { connect, connectionFromEnv } from "../hooks/lib/connection";
-import { captureState } from "../hooks/lib/manifest";
+import { withPassfile } from "../hooks/lib/database/childEnv";
+import { connect, connectionFromEnv } from "../hooks/lib/database/connection";
+import { captureState } from "../hooks/lib/proof/manifest";
 import { HOOKS_BIN, REPO_ROOT } from "../test/support/hooks";
 import { getCluster, PG_BIN, type PgCluster, type TestDatabase } from "../test/support/pgCluster";
 

@@ -21,10 +21,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { connect, connectionFromEnv } from "../hooks/lib/connection";
-import { locateDifferingRows } from "../hooks/lib/locate";
-import { loadManifest } from "../hooks/lib/manifest";
-import { prove } from "../hooks/lib/proof";
+import { connect, connectionFromEnv } from "../hooks/lib/database/connection";
+import { locateDifferingRows } from "../hooks/lib/proof/locate";
+import { loadManifest } from "../hooks/lib/proof/manifest";
+import { prove } from "../hooks/lib/proof/proof";
 import { rehearse, restartApp, setUp, tearDown } from "../test/e2e/harness";
 import { getCluster } from "../test/support/pgCluster";
 

@@ -6,10 +6,10 @@ import { constants as osConstants } from "node:os";
 import { CONTRACTS, isStep, stepHelp, usage, windowRule, type StepName } from "./contracts";
 import { parseStep } from "./lib/args";
 import { StepError, UsageError, errorMessage } from "./lib/errors";
-import { notifyFailure } from "./lib/notify";
+import { notifyFailure } from "./lib/app/notify";
 import { progress } from "./lib/progress";
-import { redact, secretsIn } from "./lib/redact";
-import { signalChildren } from "./lib/run";
+import { redact, secretsIn } from "./lib/processes/redact";
+import { signalChildren } from "./lib/processes/run";
 import { enforceWindow } from "./steps/window-check";
 
 export type StepRun = (args: string[], env: NodeJS.ProcessEnv) => Promise<Record<string, unknown>>;

@@ -3,7 +3,7 @@
 // running one: the engine calls this ErrorHook instead, which sends the same notice through the
 // same code (notifyFailure) and declines the retry.
 import * as pulumi from "@pulumi/pulumi";
-import { notifyFailure } from "../hooks/lib/notify";
+import { notifyFailure } from "../hooks/lib/app/notify";
 
 /** One per program: the engine identifies error hooks by name. */
 export const FAILURE_NOTICE_HOOK = "vibes-failure-notice";

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import type { Client } from "pg";
 import type { DataModel, Edge, TableModel } from "./dataModel";
-import { quoteIdent, quoteTable } from "./tables";
+import { quoteIdent, quoteTable } from "./database/tables";
 
 export interface TableData {
   rows: number;

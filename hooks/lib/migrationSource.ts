@@ -8,8 +8,8 @@ import { PassThrough } from "node:stream";
 import { requireFlag } from "./args";
 import { StepError, UsageError } from "./errors";
 import { migrationFilesDir } from "../../common/migrationFiles";
-import { pgTool } from "./pgTools";
-import { runChild, runShell, stderrSummary, type RunResult } from "./run";
+import { pgTool } from "./database/pgTools";
+import { runChild, runShell, stderrSummary, type RunResult } from "./processes/run";
 import { shellWord } from "../../common/text";
 
 /** An alembic revision id as migrate accepts it: it goes into command lines. */

@@ -2,14 +2,14 @@
 // in (seconds at any size, exact), or else the backup restored; then proven, schema, data and ids,
 // against the manifest. After a failure past the migration (validation, the release, its health
 // gate, the smoke tests) the app is then restarted on the database it ran on before.
-import { runRestartCommand, waitHealthy, type Health } from "./appRestart";
-import { connectionFromEnv, withClient } from "./connection";
+import { runRestartCommand, waitHealthy, type Health } from "./app/appRestart";
+import { connectionFromEnv, withClient } from "./database/connection";
 import { errorMessage, StepError } from "./errors";
-import { appUrlFromEnv } from "./http";
-import { loadManifest } from "./manifest";
-import { parseLockWait, withMigrationLock } from "./migrationLock";
-import { restoreBackup } from "./restore";
-import { swapInCopy } from "./swapInCopy";
+import { appUrlFromEnv } from "./app/http";
+import { loadManifest } from "./proof/manifest";
+import { parseLockWait, withMigrationLock } from "./database/migrationLock";
+import { restoreBackup } from "./storage/restore";
+import { swapInCopy } from "./storage/swapInCopy";
 
 /** How the database went back, for the message and the result. */
 export interface RolledBack {

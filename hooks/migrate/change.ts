@@ -4,9 +4,9 @@
 import { errorMessage, StepError } from "../lib/errors";
 import { historyProblem, VERSION_SCHEMA_VARIABLE, type History, type PreparedRun } from "../lib/migrationSource";
 import type { Check } from "../../common/types";
-import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, versionTableSchema, writeRecord } from "../lib/revision";
-import { stderrSummary } from "../lib/run";
-import { tableOids, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
+import { canWriteRecord, currentRevision, readRecord, recordedMigrationFiles, versionTableSchema, writeRecord } from "../lib/database/revision";
+import { stderrSummary } from "../lib/processes/run";
+import { tableOids, uncoveredProblem, uncoveredReferencingTables } from "../lib/database/tables";
 import { rollBack } from "./rollback";
 import { failedOf, summarize, type MigrateRun } from "./run";
 import { ensureUnchanged } from "./unchanged";

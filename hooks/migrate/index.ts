@@ -3,12 +3,12 @@
 // settings), run.ts (one run's state), unchanged.ts (the check that opens the window), change.ts
 // (the change and its proof, an interrupted run resumed), rollback.ts (back to the backup).
 import { hostname } from "node:os";
-import { withPassfile } from "../lib/childEnv";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { withPassfile } from "../lib/database/childEnv";
+import { connect, connectionFromEnv } from "../lib/database/connection";
 import { StepError } from "../lib/errors";
-import { loadManifest } from "../lib/manifest";
+import { loadManifest } from "../lib/proof/manifest";
 import { plannedMigrationFilesSha256 } from "../../common/migrationFiles";
-import { withMigrationLock } from "../lib/migrationLock";
+import { withMigrationLock } from "../lib/database/migrationLock";
 import { sourceFromFlags } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
 import { migrateLocked } from "./change";

@@ -2,9 +2,9 @@
 import type { StepFlags } from "../contracts";
 import { durationSetting, requireFlag } from "../lib/args";
 import { UsageError } from "../lib/errors";
-import { parseLockWait } from "../lib/migrationLock";
+import { parseLockWait } from "../lib/database/migrationLock";
 import { REVISION_RE } from "../lib/migrationSource";
-import { proofOptions, type ProofOptions } from "../lib/proof";
+import { proofOptions, type ProofOptions } from "../lib/proof/proof";
 
 export interface MigrateOptions {
   to: string;

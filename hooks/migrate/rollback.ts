@@ -1,13 +1,13 @@
 // Back to the backup after a failure: the verified copy swapped in where one is kept (seconds at
 // any size, exact), else the down command and, unless that is proven exact, the backup restored.
-import { withClient } from "../lib/connection";
+import { withClient } from "../lib/database/connection";
 import { errorMessage, StepError } from "../lib/errors";
-import { locateDifferingRows } from "../lib/locate";
+import { locateDifferingRows } from "../lib/proof/locate";
 import type { Check } from "../../common/types";
-import { restoreBackup } from "../lib/restore";
-import { currentRevision } from "../lib/revision";
-import { stderrSummary } from "../lib/run";
-import { swapInCopy } from "../lib/swapInCopy";
+import { restoreBackup } from "../lib/storage/restore";
+import { currentRevision } from "../lib/database/revision";
+import { stderrSummary } from "../lib/processes/run";
+import { swapInCopy } from "../lib/storage/swapInCopy";
 import { failedOf, summarize, type MigrateRun } from "./run";
 
 /** How long naming the differing rows may take once the copy is swapped in: it is a help, and the

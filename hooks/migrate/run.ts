@@ -3,15 +3,15 @@
 // one thing that changes on the way: the backup it relies on (taken again inside the window when
 // the database changed since it).
 import type { Client } from "pg";
-import type { ConnectionSettings } from "../lib/connection";
+import type { ConnectionSettings } from "../lib/database/connection";
 import { errorMessage, StepError } from "../lib/errors";
 import type { Check } from "../../common/types";
-import { loadManifest, type Manifest } from "../lib/manifest";
+import { loadManifest, type Manifest } from "../lib/proof/manifest";
 import type { History, MigrationSource, PreparedRun, RunContext } from "../lib/migrationSource";
-import { prove, type Proof, type ProofOptions } from "../lib/proof";
-import { currentRevision, readRecord, writeRecord } from "../lib/revision";
-import type { RunResult } from "../lib/run";
-import type { SchemaSnapshot } from "../lib/schemaSnapshot";
+import { prove, type Proof, type ProofOptions } from "../lib/proof/proof";
+import { currentRevision, readRecord, writeRecord } from "../lib/database/revision";
+import type { RunResult } from "../lib/processes/run";
+import type { SchemaSnapshot } from "../lib/proof/schemaSnapshot";
 import type { MigrateOptions } from "./options";
 
 export const failedOf = (checks: Check[]) => checks.filter((c) => !c.ok);

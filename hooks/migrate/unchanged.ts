@@ -1,10 +1,10 @@
 // The check that opens the window: nothing changed since the backup (taken while the app still
 // served), exactly; else the backup is taken again inside the window and relied on instead.
-import { createBackup } from "../lib/backup";
+import { createBackup } from "../lib/storage/backup";
 import { StepError } from "../lib/errors";
-import type { Proof } from "../lib/proof";
-import { openBackupStore } from "../lib/storage";
-import { verifyBackup } from "../lib/verify";
+import type { Proof } from "../lib/proof/proof";
+import { openBackupStore } from "../lib/storage/storage";
+import { verifyBackup } from "../lib/proof/verify";
 import { failedOf, summarize, type MigrateRun } from "./run";
 
 /**

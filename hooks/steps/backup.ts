@@ -8,11 +8,11 @@
  * Any failure removes what was written: nothing half-done is ever reported as a backup.
  */
 import { parseStep } from "../lib/args";
-import { createBackup } from "../lib/backup";
-import { connectionFromEnv } from "../lib/connection";
+import { createBackup } from "../lib/storage/backup";
+import { connectionFromEnv } from "../lib/database/connection";
 import { UsageError } from "../lib/errors";
-import { openBackupStore } from "../lib/storage";
-import { tablesFromEnv } from "../lib/tables";
+import { openBackupStore } from "../lib/storage/storage";
+import { tablesFromEnv } from "../lib/database/tables";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const { values } = parseStep("backup", args);

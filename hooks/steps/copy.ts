@@ -1,8 +1,8 @@
 // `copy status|drop`: the verified copy verify-restore --keep-copy keeps for a rollback by swap
 // (`<db>_vibes_copy`, closed to connections). The deployment drops it once maintenance mode is off.
 import { parseStep } from "../lib/args";
-import { connectionFromEnv } from "../lib/connection";
-import { connectAdmin, dropCopy, findCopy } from "../lib/databaseSwap";
+import { connectionFromEnv } from "../lib/database/connection";
+import { connectAdmin, dropCopy, findCopy } from "../lib/database/databaseSwap";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {

@@ -2,8 +2,8 @@
 // The deployment runs it inside the restart step (`restart --health-timeout-seconds N`: one process
 // fewer in the window); on its own it is for checking an app by hand.
 import { parseStep, positiveSeconds } from "../lib/args";
-import { waitHealthy } from "../lib/appRestart";
-import { appUrlFromEnv } from "../lib/http";
+import { waitHealthy } from "../lib/app/appRestart";
+import { appUrlFromEnv } from "../lib/app/http";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {

@@ -2,7 +2,7 @@
 // changed anything), and it trusts the switch only once /api/v1/status agrees.
 import { parseStep } from "../lib/args";
 import { StepError } from "../lib/errors";
-import { adminTokenFromEnv, appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
+import { adminTokenFromEnv, appUrlFromEnv, HttpUnreachable, request } from "../lib/app/http";
 import { progress } from "../lib/progress";
 
 async function reportedMaintenance(base: string): Promise<boolean> {

@@ -2,7 +2,7 @@
 // Failure messages come from the CLI dispatcher (notifyFailure), not from this step.
 import { parseStep } from "../lib/args";
 import { StepError } from "../lib/errors";
-import { notify } from "../lib/notify";
+import { notify } from "../lib/app/notify";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {

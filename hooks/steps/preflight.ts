@@ -5,17 +5,17 @@
 import { statfs } from "node:fs/promises";
 import type { Client } from "pg";
 import { parseStep } from "../lib/args";
-import { withoutSecrets } from "../lib/childEnv";
-import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/connection";
-import { swapObstacles } from "../lib/databaseSwap";
+import { withoutSecrets } from "../lib/database/childEnv";
+import { connect, connectionFromEnv, type ConnectionSettings } from "../lib/database/connection";
+import { swapObstacles } from "../lib/database/databaseSwap";
 import { StepError, UsageError } from "../lib/errors";
-import { appUrlFromEnv, HttpUnreachable, request } from "../lib/http";
-import { MIN_SERVER_MAJOR } from "../lib/manifest";
-import { quoteTable, tablesFromEnv, uncoveredProblem, uncoveredReferencingTables } from "../lib/tables";
-import { pgTool, pgToolMajor, serverMajor } from "../lib/pgTools";
+import { appUrlFromEnv, HttpUnreachable, request } from "../lib/app/http";
+import { MIN_SERVER_MAJOR } from "../lib/proof/manifest";
+import { quoteTable, tablesFromEnv, uncoveredProblem, uncoveredReferencingTables } from "../lib/database/tables";
+import { pgTool, pgToolMajor, serverMajor } from "../lib/database/pgTools";
 import { formatBytes, progress } from "../lib/progress";
 import { historyProblem, REVISION_RE, sourceFromFlags } from "../lib/migrationSource";
-import { currentRevision } from "../lib/revision";
+import { currentRevision } from "../lib/database/revision";
 
 interface Problem {
   problem: string;

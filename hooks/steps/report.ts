@@ -2,10 +2,10 @@
 // operator at a terminal (aligned table on stderr) and for scripts (JSON rows on stdout).
 import type { Client } from "pg";
 import { parseStep } from "../lib/args";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { connect, connectionFromEnv } from "../lib/database/connection";
 import { StepError, UsageError } from "../lib/errors";
 import { readColumnTypes, readDataModel } from "../lib/dataModel";
-import { quoteIdent, quoteTable, tableOids, tablesFromEnv } from "../lib/tables";
+import { quoteIdent, quoteTable, tableOids, tablesFromEnv } from "../lib/database/tables";
 
 type Row = Record<string, unknown>;
 

@@ -4,10 +4,10 @@
 // it then waits for the app's /health (VIBES_APP_URL) as `health-gate` does, in the same process:
 // the guide's "Verify application startup", one step start fewer inside the maintenance window.
 // As a hook step it gets what every step gets: the maintenance-window guard and a failure notification.
-import { runRestartCommand, waitHealthy } from "../lib/appRestart";
+import { runRestartCommand, waitHealthy } from "../lib/app/appRestart";
 import { parseStep, positiveSeconds } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
-import { appUrlFromEnv } from "../lib/http";
+import { appUrlFromEnv } from "../lib/app/http";
 import { progress } from "../lib/progress";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {

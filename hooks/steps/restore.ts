@@ -4,14 +4,14 @@
  * outside the system schemas) unless --force, and compares the result with the manifest. With
  * --force it restores into a fresh database and swaps that in (the one replaced is kept as
  * `<db>_failed_<stamp>`), or where a swap cannot be exact replaces the backup's objects in one
- * transaction, after saving and removing what is in their way (hooks/lib/restore.ts). It holds
+ * transaction, after saving and removing what is in their way (hooks/lib/storage/restore.ts). It holds
  * the migration lock meanwhile: no migrate runs while it restores.
  */
 import { parseStep, requireFlag } from "../lib/args";
-import { parseLockWait, withMigrationLock } from "../lib/migrationLock";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { parseLockWait, withMigrationLock } from "../lib/database/migrationLock";
+import { connect, connectionFromEnv } from "../lib/database/connection";
 import { progress } from "../lib/progress";
-import { restoreBackup } from "../lib/restore";
+import { restoreBackup } from "../lib/storage/restore";
 
 export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const { values } = parseStep("restore", args);

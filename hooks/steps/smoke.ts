@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { parseStep } from "../lib/args";
 import { StepError, UsageError } from "../lib/errors";
-import { appUrlFromEnv, HttpUnreachable, request, type HttpResponse, type RequestOptions } from "../lib/http";
+import { appUrlFromEnv, HttpUnreachable, request, type HttpResponse, type RequestOptions } from "../lib/app/http";
 import { progress } from "../lib/progress";
 
 interface Check {

@@ -1,6 +1,6 @@
 /**
  * validate [schema] [data] [performance] --manifest URI (none = all three):
- *  schema:      the covered tables' schema against the backup's snapshot (hooks/lib/proof.ts:
+ *  schema:      the covered tables' schema against the backup's snapshot (hooks/lib/proof/proof.ts:
  *               exactly at the backup's revision or one proven before, else except the id change
  *               to --id-type with --id-default), and each integer id's sequence past its ids;
  *  data:        row counts, content, relationship (transitive) and, at the backup's revision, id
@@ -12,23 +12,23 @@
  * schema.revision check otherwise: at the backup's own revision the database would prove
  * unchanged, which is no migration.
  * When content or relationship fingerprints differ, up to a few differing rows of each such table
- * are named (hooks/lib/locate.ts: a scratch restore of the backup's data).
+ * are named (hooks/lib/proof/locate.ts: a scratch restore of the backup's data).
  * --use-recorded: when migrate proved this database against this backup (its record on
  * alembic_version names the backup and the revision the database is at), its checks are reported
  * instead of being run again; otherwise they run.
  */
 import type { Client } from "pg";
 import { parseStep, requireFlag } from "../lib/args";
-import { connect, connectionFromEnv } from "../lib/connection";
+import { connect, connectionFromEnv } from "../lib/database/connection";
 import { StepError, UsageError } from "../lib/errors";
-import { locateDifferingRows, type DifferingRows } from "../lib/locate";
+import { locateDifferingRows, type DifferingRows } from "../lib/proof/locate";
 import type { Check } from "../../common/types";
-import { loadManifest, type Manifest } from "../lib/manifest";
+import { loadManifest, type Manifest } from "../lib/proof/manifest";
 import { REVISION_RE } from "../lib/migrationSource";
 import { progress } from "../lib/progress";
-import { prove, proofOptions } from "../lib/proof";
-import { currentRevision, readRecord } from "../lib/revision";
-import { quoteTable, tablesFromEnv } from "../lib/tables";
+import { prove, proofOptions } from "../lib/proof/proof";
+import { currentRevision, readRecord } from "../lib/database/revision";
+import { quoteTable, tablesFromEnv } from "../lib/database/tables";
 
 export type Part = "schema" | "data" | "performance";
 export const PARTS: Part[] = ["schema", "data", "performance"];

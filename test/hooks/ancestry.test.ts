@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { Client } from "pg";
-import { connect, connectionFromEnv } from "../../hooks/lib/connection";
-import { captureState, compareState, type DatabaseState } from "../../hooks/lib/manifest";
-import { uncoveredReferencingTables, tableOids } from "../../hooks/lib/tables";
+import { connect, connectionFromEnv } from "../../hooks/lib/database/connection";
+import { captureState, compareState, type DatabaseState } from "../../hooks/lib/proof/manifest";
+import { uncoveredReferencingTables, tableOids } from "../../hooks/lib/database/tables";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 /**

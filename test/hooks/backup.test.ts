@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { makeTempDirSync } from "../../hooks/lib/tempDirs";
+import { makeTempDirSync } from "../../hooks/lib/processes/tempDirs";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { oldPgDump, oldPgRestore, spyPgDump, truncatingPgDump } from "../support/fakeTools";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Client } from "pg";
-import { connect, connectionFromEnv } from "../../hooks/lib/connection";
-import { captureState, type DatabaseState } from "../../hooks/lib/manifest";
+import { connect, connectionFromEnv } from "../../hooks/lib/database/connection";
+import { captureState, type DatabaseState } from "../../hooks/lib/proof/manifest";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HttpUnreachable, request } from "../../hooks/lib/http";
+import { HttpUnreachable, request } from "../../hooks/lib/app/http";
 import { startReceiver as serve } from "../support/receiver";
 
 describe("hooks/lib/http request", () => {

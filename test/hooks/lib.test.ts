@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadManifest } from "../../hooks/lib/manifest";
-import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/connection";
-import { withPassfile } from "../../hooks/lib/childEnv";
-import { redact, secretsIn } from "../../hooks/lib/redact";
+import { loadManifest } from "../../hooks/lib/proof/manifest";
+import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/database/connection";
+import { withPassfile } from "../../hooks/lib/database/childEnv";
+import { redact, secretsIn } from "../../hooks/lib/processes/redact";
 import { StepError } from "../../hooks/lib/errors";
-import { pgToolMajor } from "../../hooks/lib/pgTools";
+import { pgToolMajor } from "../../hooks/lib/database/pgTools";
 import { getCluster } from "../support/pgCluster";
 
 describe("hooks lib: connection settings, passfile, redaction", () => {

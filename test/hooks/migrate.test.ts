@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrationFilesSha256, plannedMigrationFilesSha256 } from "../../common/migrationFiles";
-import { MIGRATE_LOCK_KEY } from "../../hooks/lib/migrationLock";
+import { MIGRATE_LOCK_KEY } from "../../hooks/lib/database/migrationLock";
 import { APP_DIR, APP_PYTHON, getCluster, PG_BIN, type PgCluster } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
 import { appWithFault, type Fault } from "../support/faults";

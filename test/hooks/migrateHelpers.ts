@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { captureState, compareState, loadManifest } from "../../hooks/lib/manifest";
+import { captureState, compareState, loadManifest } from "../../hooks/lib/proof/manifest";
 import { plannedMigrationFilesSha256, type MigrationFilesSpec } from "../../common/migrationFiles";
 import { APP_PYTHON, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { runHooks, type HooksResult, type RunHooksOptions } from "../support/hooks";

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withPassfile } from "../../hooks/lib/childEnv";
-import { connectionFromEnv } from "../../hooks/lib/connection";
+import { withPassfile } from "../../hooks/lib/database/childEnv";
+import { connectionFromEnv } from "../../hooks/lib/database/connection";
 import { StepError } from "../../hooks/lib/errors";
 import { alembicSource, sqlSource, transactionControlIn, type RunContext } from "../../hooks/lib/migrationSource";
-import { runChild } from "../../hooks/lib/run";
+import { runChild } from "../../hooks/lib/processes/run";
 import { APP_DIR, APP_PYTHON, getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 // Revisions reach the sources from the database (alembic_version) and from manifests, not only

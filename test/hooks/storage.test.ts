@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { StepError } from "../../hooks/lib/errors";
-import { openBackupStore } from "../../hooks/lib/storage";
+import { openBackupStore } from "../../hooks/lib/storage/storage";
 
 // The local backup store (the dev stack's, and any VIBES_BACKUP_TARGET=local): what a put leaves
 // behind when it succeeds and when it fails. The S3 store is tested against s3rver in backup.test.ts.

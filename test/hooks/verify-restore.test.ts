@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 import { assertFailed, assertSecretAbsent, runHooks } from "../support/hooks";
-import { MIGRATE_LOCK_KEY } from "../../hooks/lib/migrationLock";
+import { MIGRATE_LOCK_KEY } from "../../hooks/lib/database/migrationLock";
 
 describe("vibes-hooks verify-restore and restore", function () {
   let pg: PgCluster;

@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../config";
 import type { ConfigSource } from "../../configSource";
 import { migrationFilesSha256 } from "../../common/migrationFiles";
-import { makeTempDirSync } from "../../hooks/lib/tempDirs";
+import { makeTempDirSync } from "../../hooks/lib/processes/tempDirs";
 import { acceptErrorHooks } from "../../rehearsal/mocks";
 
 export const ROOT = path.resolve(__dirname, "../..");

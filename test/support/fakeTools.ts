@@ -4,7 +4,7 @@
  */
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeTempDirSync } from "../../hooks/lib/tempDirs";
+import { makeTempDirSync } from "../../hooks/lib/processes/tempDirs";
 import { PG_BIN } from "./pgCluster";
 
 export const REAL_PG_DUMP = join(PG_BIN, "pg_dump");

@@ -21,9 +21,9 @@ import { randomBytes } from "node:crypto";
 import { Client } from "pg";
 import { freePort } from "./net";
 import { REPO_ROOT } from "./hooks";
-import { withPassfile } from "../../hooks/lib/childEnv";
-import { connectionFromEnv } from "../../hooks/lib/connection";
-import { runChild, assertSucceeded } from "../../hooks/lib/run";
+import { withPassfile } from "../../hooks/lib/database/childEnv";
+import { connectionFromEnv } from "../../hooks/lib/database/connection";
+import { runChild, assertSucceeded } from "../../hooks/lib/processes/run";
 
 export const PG_BIN = process.env.VIBES_TEST_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 export const APP_DIR = join(REPO_ROOT, "app");

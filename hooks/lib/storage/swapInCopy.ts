@@ -1,12 +1,12 @@
-// The swap as a rollback: the copy verify-restore kept swapped in (hooks/lib/databaseSwap.ts), then
+// The swap as a rollback: the copy verify-restore kept swapped in (hooks/lib/database/databaseSwap.ts), then
 // proven, schema, data and ids, against its manifest. migrate, restore and the rollback after a
 // failure past the migration use it.
-import { withClient, type ConnectionSettings } from "./connection";
-import { connectAdmin, failedNameFor, findCopy, swapIn, swapObstacles, type CopyMarker } from "./databaseSwap";
-import { errorMessage, StepError } from "./errors";
-import type { Check } from "../../common/types";
-import { loadManifest } from "./manifest";
-import { compareWithManifest } from "./verify";
+import { withClient, type ConnectionSettings } from "../database/connection";
+import { connectAdmin, failedNameFor, findCopy, swapIn, swapObstacles, type CopyMarker } from "../database/databaseSwap";
+import { errorMessage, StepError } from "../errors";
+import type { Check } from "../../../common/types";
+import { loadManifest } from "../proof/manifest";
+import { compareWithManifest } from "../proof/verify";
 
 export interface SwappedIn {
   failedDatabase: string;

@@ -2,15 +2,15 @@
 // and compared with its manifest. verify-restore runs it before the window, migrate for a backup
 // it takes again inside it, restore and the swap after putting a backup in place.
 import type { Client } from "pg";
-import { withClient, type ConnectionSettings } from "./connection";
-import { dropCopy, sealCopy, swapObstacles } from "./databaseSwap";
-import { errorMessage, StepError } from "./errors";
-import type { Check } from "../../common/types";
+import { withClient, type ConnectionSettings } from "../database/connection";
+import { dropCopy, sealCopy, swapObstacles } from "../database/databaseSwap";
+import { errorMessage, StepError } from "../errors";
+import type { Check } from "../../../common/types";
 import { isCurrent, legacyChecks, manifestUriFor, type LegacyManifest, type Manifest } from "./manifest";
 import { prove } from "./proof";
-import { currentRevision } from "./revision";
-import { withRestoredScratch } from "./scratchRestore";
-import { quoteIdent } from "./tables";
+import { currentRevision } from "../database/revision";
+import { withRestoredScratch } from "../database/scratchRestore";
+import { quoteIdent } from "../database/tables";
 
 /** Restores the backup at `uri` into a scratch database and compares it with its manifest;
  * throws unless it matches. migrate uses it for a backup it takes again inside the window. */

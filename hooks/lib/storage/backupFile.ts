@@ -4,16 +4,16 @@ import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
-import { durationSetting } from "./args";
-import { withPassfile } from "./childEnv";
-import type { ConnectionSettings } from "./connection";
-import { StepError } from "./errors";
-import { isCurrent, loadManifest, MANIFEST_FORMAT, manifestUriFor, type LegacyManifest, type Manifest } from "./manifest";
-import { pgTool } from "./pgTools";
-import { formatBytes } from "./progress";
-import { assertSucceeded, runChild } from "./run";
+import { durationSetting } from "../args";
+import { withPassfile } from "../database/childEnv";
+import type { ConnectionSettings } from "../database/connection";
+import { StepError } from "../errors";
+import { isCurrent, loadManifest, MANIFEST_FORMAT, manifestUriFor, type LegacyManifest, type Manifest } from "../proof/manifest";
+import { pgTool } from "../database/pgTools";
+import { formatBytes } from "../progress";
+import { assertSucceeded, runChild } from "../processes/run";
 import { openReader } from "./storage";
-import { makeTempDir, removeTempDir } from "./tempDirs";
+import { makeTempDir, removeTempDir } from "../processes/tempDirs";
 
 export interface VerifiedDump {
   /** A local file holding the dump (the original for file:// URIs, else a downloaded copy). */

@@ -5,7 +5,7 @@
 // comment, connection limit). These are the catalog's parts; hooks/lib/rollback.ts proves the result.
 import type { Client } from "pg";
 import { connect, type ConnectionSettings } from "./connection";
-import { errorMessage, StepError } from "./errors";
+import { errorMessage, StepError } from "../errors";
 import { quoteIdent } from "./tables";
 
 /** A database name is at most 63 bytes: the suffixes must fit after the target's name. */

@@ -1,10 +1,10 @@
 // The app's restart command (VIBES_RESTART_COMMAND, here or over ssh on VIBES_RESTART_HOST) and
 // its health gate: the restart step runs them for a release, the rollback after a failure past
 // the migration to bring the app back on the database swapped in.
-import { StepError } from "./errors";
+import { StepError } from "../errors";
 import { HttpUnreachable, request } from "./http";
-import { isSecretName } from "./redact";
-import { runChild, runShell, stderrSummary } from "./run";
+import { isSecretName } from "../processes/redact";
+import { runChild, runShell, stderrSummary } from "../processes/run";
 
 const HOST = /^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+$/;
 

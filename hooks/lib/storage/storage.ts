@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { StepError } from "./errors";
+import { StepError } from "../errors";
 
 /**
  * Where dumps and manifests live: a local folder (file:///abs/path) or an S3 bucket

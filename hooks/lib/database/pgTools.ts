@@ -1,7 +1,7 @@
 import type { Client } from "pg";
 import { withoutSecrets } from "./childEnv";
-import { StepError } from "./errors";
-import { runChild } from "./run";
+import { StepError } from "../errors";
+import { runChild } from "../processes/run";
 
 /**
  * The PostgreSQL client program to run: VIBES_PG_DUMP / VIBES_PG_RESTORE / VIBES_PSQL when set,

@@ -8,9 +8,9 @@
 // the indexes behind primary-key, unique and exclusion constraints (they are the constraint), and
 // a constraint's internal triggers (named after OIDs: they are known by their constraint).
 import type { Client } from "pg";
-import type { Check } from "../../common/types";
-import { byCodePoint } from "./dataModel";
-import { quoteIdent, quoteTable } from "./tables";
+import type { Check } from "../../../common/types";
+import { byCodePoint } from "../dataModel";
+import { quoteIdent, quoteTable } from "../database/tables";
 
 export interface SequenceSchema {
   type: string;

@@ -2,15 +2,15 @@
 // data model, row count and fingerprints; the schema snapshot), and how a database is compared
 // with it.
 import type { Client } from "pg";
-import type { Check } from "../../common/types";
-import { setSessionSettings } from "./connection";
-import { readColumnTypes, readDataModel, type DataModel, type TableModel } from "./dataModel";
-import { StepError } from "./errors";
-import { fingerprintTable, type TableData } from "./fingerprint";
-import { serverMajor } from "./pgTools";
+import type { Check } from "../../../common/types";
+import { setSessionSettings } from "../database/connection";
+import { readColumnTypes, readDataModel, type DataModel, type TableModel } from "../dataModel";
+import { StepError } from "../errors";
+import { fingerprintTable, type TableData } from "../fingerprint";
+import { serverMajor } from "../database/pgTools";
 import { readSchemaSnapshot, type SchemaSnapshot } from "./schemaSnapshot";
-import { openReader } from "./storage";
-import { quoteTable, tableOids } from "./tables";
+import { openReader } from "../storage/storage";
+import { quoteTable, tableOids } from "../database/tables";
 
 
 export interface TableState extends TableModel, TableData {}

@@ -5,12 +5,12 @@
 // or sum differs is split by the next 12 bits until it holds few rows, whose hashes are then
 // matched. Memory stays flat: 4096 buckets, or one bucket's rows, at a time.
 import type { Client } from "pg";
-import { setSessionSettings, withClient, type ConnectionSettings } from "./connection";
-import { errorMessage } from "./errors";
-import { rowHashesSql } from "./fingerprint";
-import type { Check } from "../../common/types";
+import { setSessionSettings, withClient, type ConnectionSettings } from "../database/connection";
+import { errorMessage } from "../errors";
+import { rowHashesSql } from "../fingerprint";
+import type { Check } from "../../../common/types";
 import { fingerprintSession, type Manifest } from "./manifest";
-import { withRestoredScratch } from "./scratchRestore";
+import { withRestoredScratch } from "../database/scratchRestore";
 
 export interface DifferingRows {
   table: string;

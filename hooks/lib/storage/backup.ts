@@ -6,16 +6,16 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, Transform } from "node:stream";
 import type { Client, QueryResult } from "pg";
-import { withPassfile } from "./childEnv";
-import { connect, terminateSession, type ConnectionSettings } from "./connection";
-import { StepError } from "./errors";
-import { captureState, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "./manifest";
-import { pgTool } from "./pgTools";
-import { formatBytes, progress } from "./progress";
-import { currentRevision } from "./revision";
-import { runChild, stderrSummary, type RunResult } from "./run";
+import { withPassfile } from "../database/childEnv";
+import { connect, terminateSession, type ConnectionSettings } from "../database/connection";
+import { StepError } from "../errors";
+import { captureState, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "../proof/manifest";
+import { pgTool } from "../database/pgTools";
+import { formatBytes, progress } from "../progress";
+import { currentRevision } from "../database/revision";
+import { runChild, stderrSummary, type RunResult } from "../processes/run";
 import type { BackupStore } from "./storage";
-import { tableOids } from "./tables";
+import { tableOids } from "../database/tables";
 
 export interface BackupResult extends Record<string, unknown> {
   uri: string;

@@ -1,8 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { urlWithoutPassword, type ConnectionSettings } from "./connection";
-import { isSecretName } from "./redact";
-import { makeTempDir, removeTempDir } from "./tempDirs";
+import { isSecretName } from "../processes/redact";
+import { makeTempDir, removeTempDir } from "../processes/tempDirs";
 
 function passfileField(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Client, type ClientConfig } from "pg";
-import { DatabaseUrlError, parseDatabaseUrl, SSL_MODES } from "../../common/databaseUrl";
-import { StepError } from "./errors";
+import { DatabaseUrlError, parseDatabaseUrl, SSL_MODES } from "../../../common/databaseUrl";
+import { StepError } from "../errors";
 
 export interface ConnectionSettings {
   host: string;

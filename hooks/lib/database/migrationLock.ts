@@ -2,7 +2,7 @@
 // none of its own), and that a standalone restore takes too, so that neither runs while the
 // other changes the database.
 import type { Client } from "pg";
-import { StepError, UsageError } from "./errors";
+import { StepError, UsageError } from "../errors";
 
 /** Session advisory lock key of `migrate` ("vibeshk"). Not the app's alembic env.py key
  * (0x76696265, taken per transaction by alembic itself), or alembic could never get its own. */

@@ -1,8 +1,8 @@
 // The covered tables: how they are named (configured as `table` or `schema.table`), found in the
 // catalog, and which other tables reach them through foreign keys.
 import type { Client } from "pg";
-import { DEFAULT_TABLES, TABLE_NAME } from "../../common/tables";
-import { StepError } from "./errors";
+import { DEFAULT_TABLES, TABLE_NAME } from "../../../common/tables";
+import { StepError } from "../errors";
 
 
 export function quoteIdent(id: string): string {

@@ -6,13 +6,13 @@
 //                                            columns of the target id type, the id default
 //                                            (idDefault for uuid ids, a sequence for integers)
 import type { Client } from "pg";
-import type { IdType } from "../../common/types";
-import { UsageError } from "./errors";
-import type { Check } from "../../common/types";
+import type { IdType } from "../../../common/types";
+import { UsageError } from "../errors";
+import type { Check } from "../../../common/types";
 import { captureState, compareState, type Manifest } from "./manifest";
-import { currentRevision, readRecord } from "./revision";
+import { currentRevision, readRecord } from "../database/revision";
 import { diffSchema, isCurrentSnapshot, readSchemaSnapshot, sequenceChecks, type IdChange, type SchemaSnapshot } from "./schemaSnapshot";
-import { tableOids } from "./tables";
+import { tableOids } from "../database/tables";
 
 
 export interface ProofOptions {

@@ -2,7 +2,7 @@
 // retried, and the admin token travels only in the X-Admin-Token header (never in URLs, logs
 // or error messages).
 import * as http from "node:http";
-import { StepError } from "./errors";
+import { StepError } from "../errors";
 
 export interface HttpResponse {
   status: number;

@@ -1,6 +1,6 @@
 import type { Client } from "pg";
-import type { Check } from "../../common/types";
-import type { SchemaSnapshot } from "./schemaSnapshot";
+import type { Check } from "../../../common/types";
+import type { SchemaSnapshot } from "../proof/schemaSnapshot";
 
 /**
  * The alembic revision recorded in the database, or null when alembic_version does not exist.

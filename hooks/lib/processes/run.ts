@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { StepError } from "./errors";
+import { StepError } from "../errors";
 
 export interface RunOptions {
   env: NodeJS.ProcessEnv;

@@ -7,19 +7,19 @@
 import { PassThrough } from "node:stream";
 import type { Client } from "pg";
 import { fetchVerified, pgRestoreInto } from "./backupFile";
-import { withPassfile } from "./childEnv";
-import { connect, type ConnectionSettings } from "./connection";
-import { swapObstacles } from "./databaseSwap";
-import { StepError } from "./errors";
-import type { Check } from "../../common/types";
-import { isCurrent } from "./manifest";
-import { assertToolCanHandle, pgTool } from "./pgTools";
-import { progress } from "./progress";
-import { assertSucceeded, runChild } from "./run";
+import { withPassfile } from "../database/childEnv";
+import { connect, type ConnectionSettings } from "../database/connection";
+import { swapObstacles } from "../database/databaseSwap";
+import { StepError } from "../errors";
+import type { Check } from "../../../common/types";
+import { isCurrent } from "../proof/manifest";
+import { assertToolCanHandle, pgTool } from "../database/pgTools";
+import { progress } from "../progress";
+import { assertSucceeded, runChild } from "../processes/run";
 import { openBackupStore } from "./storage";
 import { swapInCopy } from "./swapInCopy";
-import { quoteIdent } from "./tables";
-import { compareWithManifest, verifyBackup } from "./verify";
+import { quoteIdent } from "../database/tables";
+import { compareWithManifest, verifyBackup } from "../proof/verify";
 
 export interface RestoreResult extends Record<string, unknown> {
   uri: string;

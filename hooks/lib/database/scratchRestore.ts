@@ -2,9 +2,9 @@
 // the backup's rows from it.
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
-import { fetchVerified, pgRestoreInto, type VerifiedDump } from "./backupFile";
+import { fetchVerified, pgRestoreInto, type VerifiedDump } from "../storage/backupFile";
 import { connect, type ConnectionSettings } from "./connection";
-import { StepError, UsageError } from "./errors";
+import { StepError, UsageError } from "../errors";
 import { createDatabaseLike, copyNameFor, dropCopy } from "./databaseSwap";
 import { assertToolCanHandle, pgTool } from "./pgTools";
 import { quoteIdent } from "./tables";
@@ -14,7 +14,7 @@ import { quoteIdent } from "./tables";
  * created here and dropped afterwards, or the configured one (`scratchDatabase`, cleaned and left
  * in place). `sections` restores only those pg_restore sections (the data without its indexes,
  * for a look at the rows). `keep`: the scratch database is the copy a swap rolls back to
- * (hooks/lib/databaseSwap.ts): restored with its owners and privileges, exact, and kept when `use`
+ * (hooks/lib/database/databaseSwap.ts): restored with its owners and privileges, exact, and kept when `use`
  * succeeds (a previous copy is dropped first).
  */
 export async function withRestoredScratch<T>(
