@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Client } from "pg";
 import { DeployConfig } from "./config";
 import { connect, connectionFromEnv } from "./hooks/lib/database/connection";
-import { formatBytes } from "./hooks/lib/progress";
+import { formatBytes } from "./common/text";
 
 const CONNECT_TIMEOUT_MS = 5000;
 

@@ -20,3 +20,15 @@ export function pgDurationMs(text: string): number | undefined {
   const ms = m ? Number(m[1]) * UNIT_MS[m[2] ?? "ms"] : 0;
   return ms > 0 && ms <= MAX_DURATION_MS ? ms : undefined;
 }
+
+/** A size for people: 1.5 MiB. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

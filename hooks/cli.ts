@@ -8,7 +8,7 @@ import { parseStep } from "./lib/args";
 import { StepError, UsageError, errorMessage } from "./lib/errors";
 import { notifyFailure } from "./lib/app/notify";
 import { progress } from "./lib/progress";
-import { redact, secretsIn } from "./lib/processes/redact";
+import { redact, secretsIn } from "../common/redact";
 import { signalChildren } from "./lib/processes/run";
 import { enforceWindow } from "./steps/window-check";
 

@@ -8,7 +8,7 @@
 // and fall back to the dependency graph, which is always known. PolicyResourceOptions exposes
 // `protect` but not `retainOnDelete`.
 import { PolicyResource, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
-import { isSecretName } from "../hooks/lib/processes/redact";
+import { isSecretName } from "../common/redact";
 
 export const T = {
   bucket: "aws:s3/bucket:Bucket",

@@ -4,7 +4,7 @@
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { redact as redactWith } from "../hooks/lib/processes/redact";
+import { redact as redactWith } from "../common/redact";
 
 /** The key the SDK puts on a secret value it hands to mocks (`{[SECRET_SIG]: SECRET_SIG_VALUE, value}`). */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";

@@ -6,14 +6,3 @@ export function progress(step: string): (msg: string) => void {
     process.stderr.write(`[${step} +${secs}s] ${msg}\n`);
   };
 }
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}

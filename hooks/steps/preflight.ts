@@ -13,7 +13,8 @@ import { appUrlFromEnv, HttpUnreachable, request } from "../lib/app/http";
 import { MIN_SERVER_MAJOR } from "../lib/proof/manifest";
 import { quoteTable, tablesFromEnv, uncoveredProblem, uncoveredReferencingTables } from "../lib/database/tables";
 import { pgTool, pgToolMajor, serverMajor } from "../lib/database/pgTools";
-import { formatBytes, progress } from "../lib/progress";
+import { formatBytes } from "../../common/text";
+import { progress } from "../lib/progress";
 import { historyProblem, REVISION_RE, sourceFromFlags } from "../lib/migrationSource";
 import { currentRevision } from "../lib/database/revision";
 

@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { loadManifest } from "../../hooks/lib/proof/manifest";
 import { connect, connectionFromEnv, urlWithoutPassword } from "../../hooks/lib/database/connection";
 import { withPassfile } from "../../hooks/lib/database/childEnv";
-import { redact, secretsIn } from "../../hooks/lib/processes/redact";
+import { redact, secretsIn } from "../../common/redact";
 import { StepError } from "../../hooks/lib/errors";
 import { pgToolMajor } from "../../hooks/lib/database/pgTools";
 import { getCluster } from "../support/pgCluster";

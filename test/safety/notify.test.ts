@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { notify, notifyFailure } from "../../hooks/lib/app/notify";
-import { redact, secretsIn } from "../../hooks/lib/processes/redact";
+import { redact, secretsIn } from "../../common/redact";
 import { run as notifyStep } from "../../hooks/steps/notify";
 import { StepError } from "../../hooks/lib/errors";
 import { startReceiver, type Receiver } from "../support/receiver";

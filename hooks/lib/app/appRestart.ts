@@ -3,7 +3,7 @@
 // the migration to bring the app back on the database swapped in.
 import { StepError } from "../errors";
 import { HttpUnreachable, request } from "./http";
-import { isSecretName } from "../processes/redact";
+import { isSecretName } from "../../../common/redact";
 import { runChild, runShell, stderrSummary } from "../processes/run";
 
 const HOST = /^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+$/;

@@ -1,7 +1,7 @@
 // Deployment notifications: start, success and failure, to the stack's SNS topic
 // (VIBES_NOTIFY_TOPIC_ARN) and/or a webhook (VIBES_NOTIFY_WEBHOOK_URL, JSON POST). Sending is
 // bounded in time; every text that leaves the process goes through redact() first.
-import { redact, secretsIn } from "../processes/redact";
+import { redact, secretsIn } from "../../../common/redact";
 
 export type NotifyEvent = "start" | "success" | "failure";
 

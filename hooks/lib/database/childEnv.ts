@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { urlWithoutPassword, type ConnectionSettings } from "./connection";
-import { isSecretName } from "../processes/redact";
+import { isSecretName } from "../../../common/redact";
 import { makeTempDir, removeTempDir } from "../processes/tempDirs";
 
 function passfileField(value: string): string {

@@ -11,7 +11,8 @@ import { connect, terminateSession, type ConnectionSettings } from "../database/
 import { StepError } from "../errors";
 import { captureState, MANIFEST_FORMAT, manifestUriFor, type Manifest } from "../proof/manifest";
 import { pgTool } from "../database/pgTools";
-import { formatBytes, progress } from "../progress";
+import { formatBytes } from "../../../common/text";
+import { progress } from "../progress";
 import { currentRevision } from "../database/revision";
 import { runChild, stderrSummary, type RunResult } from "../processes/run";
 import type { BackupStore } from "./storage";

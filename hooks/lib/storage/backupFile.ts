@@ -10,7 +10,7 @@ import type { ConnectionSettings } from "../database/connection";
 import { StepError } from "../errors";
 import { isCurrent, loadManifest, MANIFEST_FORMAT, manifestUriFor, type LegacyManifest, type Manifest } from "../proof/manifest";
 import { pgTool } from "../database/pgTools";
-import { formatBytes } from "../progress";
+import { formatBytes } from "../../../common/text";
 import { assertSucceeded, runChild } from "../processes/run";
 import { openReader } from "./storage";
 import { makeTempDir, removeTempDir } from "../processes/tempDirs";
