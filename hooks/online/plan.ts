@@ -197,7 +197,7 @@ export async function readPlan(client: Client, tables: string[], opts: PlanOptio
     for (const r of idxRows.rows.filter((r) => byOid.get(Number(r.rel)) === table)) {
       if (r.name.endsWith(UUID) || r.name.endsWith(INT)) continue; // ours
       const columns = r.columns as string[];
-      if (!(r.used as string[]).some((c) => keys.has(c))) continue; // on other columns only: untouched
+      if (![...columns, ...(r.used as string[])].some((c) => keys.has(c))) continue; // on other columns only: untouched
       const why = r.exprs ? "has expressions" : r.partial ? "is partial" : r.includes ? "has INCLUDE columns" : r.options ? "orders a column DESC or NULLS FIRST"
         : r.custom_opclass ? "uses a non-default operator class" : r.nulls_not_distinct ? "is NULLS NOT DISTINCT" : r.contype === "x" ? "backs an exclusion constraint"
           : r.deferrable ? "backs a deferrable constraint" : !r.valid ? "is INVALID" : null;
