@@ -9,7 +9,7 @@ import { performance } from "node:perf_hooks";
 import type { Client } from "pg";
 import { StepError } from "../lib/errors";
 import { quoteIdent } from "../lib/database/tables";
-import { concurrently, withLockRetries } from "./ddl";
+import { concurrently, ddl, withLockRetries } from "./ddl";
 import { INT, UUID, indexSql, readPhase, uuidName, type OnlinePlan } from "./plan";
 import { reverseSwap, type SwapOptions } from "./swap";
 
@@ -29,6 +29,12 @@ export async function rollback(client: Client, plan: OnlinePlan, opts: SwapOptio
   if (phase === "swapped") {
     const r = await reverseSwap(client, plan, opts);
     return { from: "swapped", holdMs: r.holdMs };
+  }
+  // The new foreign keys first (each a short lock): they depend on their parents' uuid indexes.
+  for (const t of [...plan.tables].reverse()) {
+    for (const fk of t.foreignKeys) {
+      await ddl(client, `drop ${fk.constraint}${UUID}`, [`ALTER TABLE ${t.sql} DROP CONSTRAINT IF EXISTS ${q(fk.constraint + UUID)}`], { ...opts, log });
+    }
   }
   for (const t of plan.tables) {
     for (const i of t.indexes) {

@@ -113,10 +113,184 @@ describe("online id change (hooks/online)", function () {
     await pg.dropDatabase(offlineDb.name);
   });
 
+  it("keeps and proves every write made from another session during the backfill, and after the swap; the swap reversed keeps them too", async () => {
+    const db = await pg.createVibesDatabase({ users: 40, journalsPerUser: 5 });
+    const c = await client(db);
+    const w = await client(db, "writer");
+    const original = await state(c, SAMPLE);
+    const plan = await readPlan(c, SAMPLE);
+    await expand(c, plan, { log });
+    // The old app: integer columns only, inserts and FK changes, while the backfill runs.
+    const written: { journal: number; user: number; tag: number }[] = [];
+    let writing = true;
+    let duringBackfill = 0;
+    const writer = (async () => {
+      for (let i = 0; writing || i < 20; i++) {
+        const u = (await w.query("INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", [`w${i}@example.com`])).rows[0].id;
+        const oldUser = (await w.query("SELECT id FROM users ORDER BY random() LIMIT 1")).rows[0].id;
+        const j = (await w.query("INSERT INTO journals (user_id, title, content) VALUES ($1, $2, 'c') RETURNING id", [oldUser, `t${i}`])).rows[0].id;
+        const tag = (await w.query("INSERT INTO tags (name) VALUES ($1) RETURNING id", [`tag${i}`])).rows[0].id;
+        await w.query("INSERT INTO journal_tags (journal_id, tag_id) VALUES ($1, $2)", [j, tag]);
+        // An old journal moves to the new user: its uuid must follow.
+        const moved = (await w.query("UPDATE journals SET user_id = $1 WHERE id = (SELECT id FROM journals ORDER BY random() LIMIT 1) RETURNING id", [u])).rows[0].id;
+        written.push({ journal: j, user: oldUser, tag }, { journal: moved, user: u, tag: -1 });
+        if (writing) duringBackfill++;
+      }
+    })();
+    const b = await backfill(c, plan, { batchSize: 5, pauseMs: 2, log, afterBatch: () => new Promise((r) => setImmediate(r)) });
+    writing = false;
+    await writer;
+    assert.equal(b.completed, true);
+    assert.ok(duringBackfill >= 5, `only ${duringBackfill} rounds of writes while the backfill ran`);
+    await buildConstraints(c, plan, { log });
+    const proof = await proveBeforeSwap(c, plan, { tables: SAMPLE, uuidVersion: 4 });
+    assert.deepEqual(failed(proof.checks), []);
+    await swap(c, plan, { log });
+    // Every acknowledged write, with its links, through the uuid keys.
+    for (const x of written) {
+      const r = (await c.query(`SELECT u.id__int AS user FROM journals j JOIN users u ON u.id = j.user_id WHERE j.id__int = $1`, [x.journal])).rows;
+      const last = written.filter((y) => y.journal === x.journal).at(-1)!;
+      assert.equal(r[0]?.user, last.user, `journal ${x.journal}`);
+      if (x.tag > 0) assert.equal((await c.query(`SELECT count(*)::int AS n FROM journal_tags jt JOIN journals j ON j.id = jt.journal_id JOIN tags t ON t.id = jt.tag_id WHERE j.id__int = $1 AND t.id__int = $2`, [x.journal, x.tag])).rows[0].n, 1);
+    }
+    // The new app writes uuids only; the triggers keep the integer side for a rollback.
+    const nu = (await w.query("INSERT INTO users (email, password_hash) VALUES ('new@example.com', 'x') RETURNING id")).rows[0].id;
+    const nj = (await w.query("INSERT INTO journals (user_id, title, content) VALUES ($1, 'after', 'swap') RETURNING id", [nu])).rows[0].id;
+    await w.query("INSERT INTO journal_tags (journal_id, tag_id) SELECT $1, id FROM tags ORDER BY name LIMIT 1", [nj]);
+    const firstJournal = (await w.query("SELECT min(id__int) AS j FROM journals")).rows[0].j;
+    await w.query("UPDATE journals SET user_id = $1 WHERE id__int = $2", [nu, firstJournal]);
+    const afterSwap = await state(c, SAMPLE, original, false);
+    const reversed = await rollback(c, plan, { log });
+    assert.equal(reversed.from, "swapped");
+    log(`swap reversed hold: ${reversed.holdMs.toFixed(1)} ms`);
+    assert.equal(await readPhase(c, plan), "initial");
+    // Proven: the schema is the one before, and the rows and links are those before the rollback.
+    assert.deepEqual(failed(diffSchema(original.schema, await snapshot(c, SAMPLE))).map((k) => k.detail), []);
+    assert.deepEqual(failed(compareState(afterSwap, await state(c, SAMPLE, original, false), { ids: false })), []);
+    const r = (await c.query("SELECT u.email FROM journals j JOIN users u ON u.id = j.user_id WHERE j.title = 'after' OR j.id = $1 ORDER BY j.id", [firstJournal])).rows;
+    assert.deepEqual(r.map((x) => x.email), ["new@example.com", "new@example.com"]);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("resumes a backfill killed with SIGKILL, from the database alone, and proves the result", async () => {
+    const db = await pg.createVibesDatabase({ users: 200, journalsPerUser: 5 });
+    const c = await client(db);
+    const before = await state(c, SAMPLE);
+    const plan = await readPlan(c, SAMPLE);
+    await expand(c, plan, { log });
+    const child = spawn(process.execPath, ["--no-experimental-strip-types", "-r", "ts-node/register/transpile-only", join(REPO_ROOT, "hooks/online/backfillMain.ts")], {
+      cwd: REPO_ROOT, env: { ...db.env, VIBES_TABLES: SAMPLE.join(","), VIBES_ONLINE_BATCH_SIZE: "10", VIBES_ONLINE_PAUSE_MS: "20" }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal === "SIGKILL" ? null : code)));
+    // Killed halfway through the journals' ids.
+    for (let i = 0; ; i++) {
+      const n = (await c.query("SELECT count(id__uuid)::int AS n FROM journals")).rows[0].n;
+      if (n > 100) break;
+      assert.ok(i < 600, `the child backfilled nothing: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGKILL");
+    assert.equal(await exited, null);
+    assert.doesNotMatch(stderr, new RegExp(pg.password.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")));
+    assert.match(stderr, /backfill users ids: \d+ rows written.*rows\/s/);
+    const left = (await c.query("SELECT count(*) FILTER (WHERE id__uuid IS NULL)::int AS n FROM journals")).rows[0].n;
+    assert.ok(left > 0, "killed after the end: nothing left to resume");
+    const before2 = (await c.query("SELECT id, id__uuid FROM journals WHERE id__uuid IS NOT NULL")).rows;
+    const resumed = await backfill(c, plan, { batchSize: 50, log });
+    assert.equal(resumed.completed, true);
+    assert.equal(resumed.rows.journals.ids, left, "the re-run wrote exactly the rows left");
+    // What the killed run wrote was kept, not written again.
+    const kept = new Map((await c.query("SELECT id, id__uuid FROM journals")).rows.map((r) => [r.id, r.id__uuid]));
+    for (const r of before2) assert.equal(kept.get(r.id), r.id__uuid);
+    await buildConstraints(c, plan, { log });
+    assert.deepEqual(failed((await proveBeforeSwap(c, plan, { tables: SAMPLE, expected: before, uuidVersion: 4 })).checks), []);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("stops between batches when told to, and a re-run continues", async () => {
+    const db = await pg.createVibesDatabase({ users: 30, journalsPerUser: 2 });
+    const c = await client(db);
+    const plan = await readPlan(c, SAMPLE);
+    await expand(c, plan, { log });
+    let batches = 0;
+    const first = await backfill(c, plan, { batchSize: 4, log, stop: () => batches >= 3, afterBatch: () => void batches++ });
+    assert.equal(first.completed, false);
+    assert.equal(first.rows.users.ids, 12);
+    const second = await backfill(c, plan, { batchSize: 4, log });
+    assert.equal(second.completed, true);
+    assert.equal(second.rows.users.ids, 18);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("a swap that cannot get its locks retries, then stops with the old schema serving; later it goes through", async () => {
+    const db = await pg.createVibesDatabase({ users: 10, journalsPerUser: 2 });
+    const c = await client(db);
+    const plan = await readPlan(c, SAMPLE);
+    await prepare(c, plan);
+    const schema = await snapshot(c, SAMPLE);
+    const holder = await client(db, "holder");
+    await holder.query("BEGIN");
+    await holder.query("SELECT count(*) FROM journal_tags"); // a reader's ACCESS SHARE lock, held
+    const lines: string[] = [];
+    await assert.rejects(swap(c, plan, { lockTimeoutMs: 50, attempts: 4, backoffMs: 10, log: (m) => lines.push(m) }),
+      /swap: could not take its locks in 4 attempts of 50 ms.*nothing of it was applied/);
+    assert.equal(lines.filter((l) => /lock not granted/.test(l)).length, 3);
+    assert.equal(await readPhase(c, plan), "expanded");
+    assert.deepEqual(failed(diffSchema(schema, await snapshot(c, SAMPLE))), []);
+    // The old app still writes, and its rows get their uuids.
+    const w = await client(db, "writer");
+    const j = (await w.query("INSERT INTO journals (user_id, title, content) VALUES ((SELECT min(id) FROM users), 'during', 'refusal') RETURNING id__uuid, user_id__uuid")).rows[0];
+    assert.ok(j.id__uuid && j.user_id__uuid);
+    await holder.query("COMMIT");
+    const done = await swap(c, plan, { log });
+    log(`swap after the refusal hold: ${done.holdMs.toFixed(1)} ms`);
+    assert.equal(await readPhase(c, plan), "swapped");
+    await pg.dropDatabase(db.name);
+  });
+
+  it("rollback before the swap drops what expand added: schema, ids, links and content as before", async () => {
+    const db = await pg.createVibesDatabase({ users: 20, journalsPerUser: 3 });
+    const c = await client(db);
+    const before = await state(c, SAMPLE);
+    const plan = await readPlan(c, SAMPLE);
+    await prepare(c, plan);
+    const r = await rollback(c, plan, { log });
+    assert.equal(r.from, "expanded");
+    assert.equal(await readPhase(c, plan), "initial");
+    assert.deepEqual(failed(diffSchema(before.schema, await snapshot(c, SAMPLE))), []);
+    assert.deepEqual(failed(compareState(before, await state(c, SAMPLE, before), { ids: true })), []);
+    // Again from the start, it all works a second time.
+    await prepare(c, plan);
+    assert.deepEqual(failed((await proveBeforeSwap(c, plan, { tables: SAMPLE, expected: before })).checks), []);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("a child written before its parent was backfilled gives the parent its new id first; an FK change is followed", async () => {
+    const db = await pg.createVibesDatabase({ users: 10, journalsPerUser: 1 });
+    const c = await client(db);
+    const plan = await readPlan(c, SAMPLE);
+    await expand(c, plan, { log });
+    const [first, second] = (await c.query("SELECT id FROM users ORDER BY id LIMIT 2")).rows.map((r) => r.id);
+    const j = (await c.query("INSERT INTO journals (user_id, title, content) VALUES ($1, 'early', 'x') RETURNING id, id__uuid, user_id__uuid", [first])).rows[0];
+    const u = (await c.query("SELECT id__uuid FROM users WHERE id = $1", [first])).rows[0];
+    assert.ok(u.id__uuid);
+    assert.equal(j.user_id__uuid, u.id__uuid);
+    assert.equal((await c.query("SELECT count(id__uuid)::int AS n FROM users")).rows[0].n, 1, "only that parent");
+    await c.query("UPDATE journals SET user_id = $2 WHERE id = $1", [j.id, second]);
+    const moved = (await c.query("SELECT j.user_id__uuid = u.id__uuid AS ok FROM journals j JOIN users u ON u.id = $2 WHERE j.id = $1", [j.id, second])).rows[0];
+    assert.equal(moved.ok, true);
+    await c.query("INSERT INTO journal_tags (journal_id, tag_id) VALUES ($1, 2)", [j.id]);
+    assert.ok((await c.query("SELECT tag_id__uuid FROM journal_tags WHERE journal_id = $1", [j.id])).rows[0].tag_id__uuid);
+    const b = await backfill(c, plan, { batchSize: 3, log });
+    assert.equal(b.rows.users.ids, 8, "the two parents given their ids early were not written again");
+    await buildConstraints(c, plan, { log });
+    assert.deepEqual(failed((await proveBeforeSwap(c, plan, { tables: SAMPLE })).checks), []);
+    await pg.dropDatabase(db.name);
+  });
+
   after(() => {
     for (const line of logs.filter((l) => /hold|held/.test(l))) console.log(`    ${line}`);
   });
-  void spawn;
-  void join;
-  void REPO_ROOT;
 });
