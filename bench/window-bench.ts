@@ -11,7 +11,7 @@
  *   chain     the dev stack rehearsed for real (every stage, real PostgreSQL, alembic and app),
  *             each stage's time, migrate's own phases, and the window two ways: the time the app
  *             refused writes (from its own log: maintenance mode enabled -> disabled), and the steps'
- *             span (maintenance on's start to maintenance off's end: two step start-ups and the
+ *             span (maintenance on's start to maintenance off's switch's end: two step start-ups and the
  *             status checks around each switch more);
  *   ratio     median window / (median bare migration + median bare restart), each way; target <= 1.3x
  *             both ways;
@@ -103,7 +103,8 @@ async function main(): Promise<void> {
         if (run.code !== 0) throw new Error(`the rehearsal failed: ${run.summary.error}\n${run.output.slice(-4000)}`);
         const stages = run.summary.stages.filter((st) => st.durationMs !== undefined);
         const on = stages.find((st) => st.name === "maintenance-on")!;
-        const off = stages.find((st) => st.name === "maintenance-off")!;
+        // The switch itself: the kept copy is dropped after it, with the app serving again.
+        const off = stages.find((st) => st.name === "maintenance-off")!.resources.find((r) => r.name === "maintenance-off-maintenance")!;
         const appLog = readFileSync(join(e.runDir, "vibes.log"), "utf8");
         runs.push({
           bareMs: bare.ms,
