@@ -287,6 +287,34 @@ describe("online id change (hooks/online)", function () {
     assert.equal(b.rows.users.ids, 8, "the two parents given their ids early were not written again");
     await buildConstraints(c, plan, { log });
     assert.deepEqual(failed((await proveBeforeSwap(c, plan, { tables: SAMPLE })).checks), []);
+    // The proof can fail: one journal pointed at another user through its uuid only (a link the
+    // constraints cannot see wrong: the proof is what gates the swap).
+    await c.query("UPDATE journals SET user_id__uuid = (SELECT id__uuid FROM users WHERE id = $1) WHERE id = (SELECT min(id) FROM journals WHERE user_id <> $1)", [first]);
+    const wrong = await proveBeforeSwap(c, plan, { tables: SAMPLE });
+    assert.deepEqual(failed(wrong.checks).map((k) => k.name).sort(), ["online.link.journals.journals_user_id_fkey", "online.relationships.journal_tags", "online.relationships.journals"]);
+    await pg.dropDatabase(db.name);
+  });
+
+  it("finds an INVALID index a failed concurrent build left, drops and rebuilds it; the swap's hold does not grow with the size", async () => {
+    const db = await pg.createVibesDatabase({ users: 1000, journalsPerUser: 20 });
+    const c = await client(db);
+    const before = await state(c, SAMPLE);
+    const plan = await readPlan(c, SAMPLE);
+    await expand(c, plan, { log });
+    const filled = await backfill(c, plan, { batchSize: 2000, log });
+    assert.deepEqual([filled.completed, filled.rows.journals.ids], [true, 20_000]);
+    // A build that failed halfway (division by zero) leaves an INVALID index under the twin's name.
+    await assert.rejects(c.query("CREATE UNIQUE INDEX CONCURRENTLY journals_pkey__uuid ON journals ((1 / (id - id)))"), /division by zero/);
+    assert.equal((await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'journals_pkey__uuid'::regclass")).rows[0].indisvalid, false);
+    const lines: string[] = [];
+    await buildConstraints(c, plan, { log: (m) => (lines.push(m), log(m)) });
+    assert.ok(lines.some((l) => /journals_pkey__uuid: an INVALID one is left/.test(l)), lines.join("\n"));
+    const def = (await c.query("SELECT indisvalid, pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indexrelid = 'journals_pkey__uuid'::regclass")).rows[0];
+    assert.deepEqual([def.indisvalid, def.d], [true, "CREATE UNIQUE INDEX journals_pkey__uuid ON public.journals USING btree (id__uuid)"]);
+    assert.deepEqual(failed((await proveBeforeSwap(c, plan, { tables: SAMPLE, expected: before, uuidVersion: 4 })).checks), []);
+    const swapped = await swap(c, plan, { log });
+    log(`swap hold at 1000 users, 20000 journals: ${swapped.holdMs.toFixed(1)} ms`);
+    assert.ok(swapped.holdMs < 1000, `held ${swapped.holdMs} ms`);
     await pg.dropDatabase(db.name);
   });
 
