@@ -62,6 +62,9 @@ export interface DeployConfig {
     migrationTimeout: string;
     /** How a failure inside the window goes back to the backup (VIBES_ROLLBACK). */
     rollbackStrategy: "swap" | "restore";
+    /** offline: the guide's migration in the window; online: with writes going on (docs/online.md). */
+    strategy: "offline" | "online";
+    online: { contract: boolean; batchSize: number; pauseMs: number };
     /** SHA-256 over the mode's files (<appDir>/migrations/versions/*.py, or <sqlDir>/*.sql), computed at plan time. */
     filesSha256: string;
   };
@@ -267,6 +270,12 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
   const statementTimeout = duration("statementTimeout", "30min");
   const migrationTimeout = duration("migrationTimeout", "1h");
   const rollbackStrategy = oneOf("rollbackStrategy", ["swap", "restore"] as const);
+  const strategy = oneOf("migrationStrategy", ["offline", "online"] as const);
+  const online = { contract: bool("onlineContract"), batchSize: int("onlineBatchSize", 1, "1000"), pauseMs: int("onlinePauseMs", 0, "0") };
+  if (strategy === "online" && expectedIdType !== "uuid") {
+    bad("migrationStrategy", `online changes integer ids to uuid; targetRevision ${targetRevision} has ${expectedIdType} ids`,
+      `go back offline: pulumi config set migrationStrategy offline --stack ${stack} (or reverse an online swap by hand: vibes-hooks online swap-back)`);
+  }
   if ((pgDurationMs(migrationTimeout) ?? Infinity) < (pgDurationMs(statementTimeout) ?? 0)) {
     bad("migrationTimeout", `${migrationTimeout} is shorter than statementTimeout ${statementTimeout}: one statement could outlast the whole migration`, setCmd("migrationTimeout", "2h"));
   }
@@ -360,7 +369,7 @@ export function loadConfig(source: ConfigSource, stack: string): DeployConfig {
     adminToken,
     tables,
     app: { url: appUrl.replace(/\/+$/, ""), dir: appDir, restartCommand, restartSshHost, healthGateTimeoutSeconds, healthGateIntervalSeconds },
-    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, idDefault, uuidVersion, acceptRenumberedIds, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, rollbackStrategy, filesSha256 },
+    migration: { knownRevisions: [...idTypes.keys()], targetRevision, expectedIdType, idDefault, uuidVersion, acceptRenumberedIds, mode, sqlDir: mode === "sql" ? sqlDir : undefined, upCommand, downCommand, lockTimeout, statementTimeout, migrationTimeout, rollbackStrategy, strategy, online, filesSha256 },
     preflight: { minFreeSpaceRatio },
     backup: { target, dir: backupDir, bucketName: target === "s3" ? bucketName : undefined, prefix, retentionDays, encryption, kmsKeyId, s3Endpoint, protect },
     rds,

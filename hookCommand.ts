@@ -35,8 +35,12 @@ export interface HookCommandArgs<S extends StepName> {
   /** A step after the migration inside the window: when it fails, the database goes back to
    * the backup of this manifest (the kept copy swapped in, else restored) and the app is
    * restarted on it (hooks/cli.ts). The step then also gets what the rollback step needs. */
-  rollBackOnFailure?: { manifestUri: pulumi.Input<string> };
+  rollBackOnFailure?: RollBackTo;
 }
+
+/** Where a failure after the migration goes back to: the backup of this manifest (offline), or
+ * the online swap reversed. */
+export type RollBackTo = { manifestUri: pulumi.Input<string> } | "online";
 
 export interface HookResult {
   ok: true;
@@ -90,9 +94,11 @@ export function stepRunner(config: DeployConfig): StepRunner {
       const environment = {
         ...hookEnvironment(config, digest, [...new Set([...own.groups, ...rollback.groups])], [...new Set([...own.secrets, ...rollback.secrets])], args.backupSha256),
         ...(args.rollBackOnFailure ? {
-          VIBES_ROLLBACK_ON_FAILURE: "1",
-          VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri,
           VIBES_HEALTH_TIMEOUT_SECONDS: String(config.app.healthGateTimeoutSeconds),
+          // Online, the app kept writing since the backup: the swap is reversed instead (no write lost).
+          ...(args.rollBackOnFailure === "online"
+            ? { VIBES_ROLLBACK_ON_FAILURE: "online", VIBES_ID_DEFAULT: config.migration.idDefault }
+            : { VIBES_ROLLBACK_ON_FAILURE: "1", VIBES_ROLLBACK_MANIFEST: args.rollBackOnFailure.manifestUri }),
         } : {}),
       };
       const command = new local.Command(

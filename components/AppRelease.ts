@@ -3,14 +3,14 @@
 // that polls until the app is healthy or the timeout passes, both in one step.
 import * as pulumi from "@pulumi/pulumi";
 import { DeployConfig } from "../config";
-import { StepRunner } from "../hookCommand";
+import { type RollBackTo, StepRunner } from "../hookCommand";
 
 export interface AppReleaseArgs {
   steps: StepRunner;
   /** Where the restart runs (local, or over SSH) and how long the health gate waits. */
   app: Pick<DeployConfig["app"], "healthGateTimeoutSeconds" | "healthGateIntervalSeconds">;
-  /** The backup the migration relied on: a failed release goes back to it. */
-  manifestUri: pulumi.Input<string>;
+  /** Where a failed release goes back to: the backup the migration relied on, or the online swap reversed. */
+  rollBackTo: RollBackTo;
   backupSha256: pulumi.Input<string>;
 }
 
@@ -28,7 +28,7 @@ export class AppRelease extends pulumi.ComponentResource {
       flags: { "health-timeout-seconds": String(app.healthGateTimeoutSeconds), "health-interval-seconds": String(app.healthGateIntervalSeconds) },
       backupSha256: args.backupSha256,
       // A release that fails (the restart, its health gate) puts the database back and restarts the app on it.
-      rollBackOnFailure: { manifestUri: args.manifestUri },
+      rollBackOnFailure: args.rollBackTo,
     }, { parent: this, dependsOn: opts?.dependsOn });
     // A boolean holds no secret; the output is secret only because the step got them.
     this.healthy = pulumi.unsecret(result.health.healthy);

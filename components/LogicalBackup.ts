@@ -2,15 +2,15 @@
 // and fingerprints for the validation), a SHA-256, and a verification that restores the whole dump
 // into a scratch database (`pg_restore --list` alone passes truncated and corrupted dumps).
 import * as pulumi from "@pulumi/pulumi";
-import { DeployConfig } from "../config";
 import { StepRunner } from "../hookCommand";
 
 export interface LogicalBackupArgs {
   steps: StepRunner;
   /** The revision the backup is taken for (its label). */
   targetRevision: string;
-  /** `swap` keeps the proven copy for the rollback. */
-  rollbackStrategy: DeployConfig["migration"]["rollbackStrategy"];
+  /** Keep the proven copy for a rollback by swap (offline with rollbackStrategy swap; online a
+   * failure reverses the swap instead, and the copy would lack the writes since). */
+  keepCopy: boolean;
 }
 
 
@@ -36,7 +36,7 @@ export class LogicalBackup extends pulumi.ComponentResource {
     // goes off; the step says when a swap cannot be exact here, and the rollback then restores.
     const verify = args.steps.run(`${name}-verify-restore`, {
       step: "verify-restore",
-      flags: { uri, "keep-copy": args.rollbackStrategy === "swap" },
+      flags: { uri, "keep-copy": args.keepCopy },
       backupSha256: pulumi.unsecret(backup.result.sha256),
     }, { parent: this, dependsOn: [backup.command] });
 

@@ -9,6 +9,8 @@ export interface MaintenanceModeArgs {
   enabled: boolean;
   /** Maintenance off follows the verified backup: a new backup runs the chain, and this, again. */
   backupSha256?: pulumi.Input<string>;
+  /** Off: then drop the copy kept for a rollback by swap (offline only: online keeps none). */
+  dropsCopy?: boolean;
 }
 
 export class MaintenanceMode extends pulumi.ComponentResource {
@@ -21,7 +23,7 @@ export class MaintenanceMode extends pulumi.ComponentResource {
       words: [args.enabled ? "on" : "off"],
       backupSha256: args.backupSha256,
     }, { parent: this, dependsOn: opts?.dependsOn });
-    if (!args.enabled) {
+    if (!args.enabled && args.dropsCopy) {
       // The copy kept for a rollback by swap is of no use once the app serves again: its disk is freed.
       args.steps.run(`${name}-drop-copy`, {
         step: "copy",

@@ -6,14 +6,14 @@
 // database, so they run beside the app's restart instead of after it.
 import * as pulumi from "@pulumi/pulumi";
 import type { IdType } from "../common/types";
-import { StepRunner } from "../hookCommand";
+import { type RollBackTo, StepRunner } from "../hookCommand";
 
 export interface PostDeployChecksArgs {
   steps: StepRunner;
   /** The id type the smoke tests expect in the API's answers. */
   expectedIdType: IdType;
-  /** The backup the migration relied on: failed smoke tests go back to it. */
-  manifestUri: pulumi.Input<string>;
+  /** Where failed smoke tests go back to: the backup the migration relied on, or the online swap reversed. */
+  rollBackTo: RollBackTo;
   backupSha256: pulumi.Input<string>;
   /** What the performance checks wait for: the validated migration. */
   migrated: pulumi.Resource;
@@ -29,7 +29,7 @@ export class PostDeployChecks extends pulumi.ComponentResource {
       // The contract's admin token lets the smoke requests through maintenance mode.
       flags: { "expect-id-type": args.expectedIdType },
       backupSha256: args.backupSha256,
-      rollBackOnFailure: { manifestUri: args.manifestUri },
+      rollBackOnFailure: args.rollBackTo,
     }, { parent: this, dependsOn: [args.released] });
     args.steps.run(`${name}-performance`, {
       step: "validate",

@@ -126,7 +126,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     result = { ok: true, step, ...out };
   } catch (caught) {
     let err = caught;
-    if (env.VIBES_ROLLBACK_ON_FAILURE === "1" && ROLLS_BACK_ON_FAILURE.has(step)) err = await rolledBackAfter(step, err, env);
+    if (env.VIBES_ROLLBACK_ON_FAILURE && ROLLS_BACK_ON_FAILURE.has(step)) err = await rolledBackAfter(step, err, env);
     const next = err instanceof StepError ? err.next : "read the progress lines above, fix the cause and rerun the step";
     const cause = errorMessage(err).replace(/\s+/g, " ").replace(/\.$/, "");
     code = caught instanceof UsageError ? 2 : 1;

@@ -205,6 +205,28 @@ export const CONTRACTS = {
     window: "changes",
     startsTheApp: true,
   },
+  online: {
+    module: "./steps/online",
+    summary: "the id change with writes going on, one phase at a time (migrationStrategy online)",
+    positionals: {
+      what: "phase",
+      choices: ["status", "expand", "backfill", "constraints", "swap", "swap-back", "rollback", "contract"],
+      description: "status: where the database stands; expand: new uuid columns and the triggers that keep them right; backfill: the rows before it, resumable; " +
+        "constraints: unique indexes, NOT NULL checks and foreign keys without long locks; swap: proven, then the uuid columns take the ids' names in one short transaction; " +
+        "swap-back: the swap reversed (no write lost); rollback: before the swap, drop what expand added; contract: drop the integer columns and the triggers",
+    },
+    flags: {
+      "id-default": PROOF["id-default"],
+      "uuid-version": PROOF["uuid-version"],
+      "batch-size": flag("string", "backfill: keys per batch (default 1000)", { value: "N" }),
+      "pause-ms": flag("string", "backfill: pause between batches (default 0); it backs off further while the app waits on locks", { value: "N" }),
+      "lock-timeout-ms": flag("string", "each lock wait of a DDL, a batch or the swap, before it is retried with backoff (default 1000)", { value: "N" }),
+      "lock-attempts": flag("string", "how many times a lock wait is tried before the phase stops, nothing of it applied (default 10)", { value: "N" }),
+    },
+    env: ["database"],
+    secrets: ["databasePassword"],
+    window: { status: "none", expand: "changes", backfill: "changes", constraints: "changes", swap: "changes", "swap-back": "changes", rollback: "changes", contract: "changes" },
+  },
   copy: {
     module: "./steps/copy",
     summary: "the verified copy kept for a rollback by swap",
@@ -285,6 +307,11 @@ export interface StepResults {
   report: { rows: unknown[] };
   restore: { uri: string; how: string };
   rollback: { how: string };
+  online: {
+    phase: "initial" | "expanded" | "swapped" | "contracted";
+    /** The longest ACCESS EXCLUSIVE hold of this run's phase, ms (the swap, its reverse, contract). */
+    holdMs?: number;
+  };
 }
 
 export const isStep = (name: string): name is StepName => Object.hasOwn(CONTRACTS, name);

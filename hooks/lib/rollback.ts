@@ -3,7 +3,10 @@
 // against the manifest. After a failure past the migration (validation, the release, its health
 // gate, the smoke tests) the app is then restarted on the database it ran on before.
 import { runRestartCommand, waitHealthy, type Health } from "./app/appRestart";
-import { connectionFromEnv, withClient } from "./database/connection";
+import { readPhase, readPlan } from "../online/plan";
+import { reverseSwap } from "../online/swap";
+import { connectionFromEnv, withClient, type ConnectionSettings } from "./database/connection";
+import { tablesFromEnv } from "./database/tables";
 import { errorMessage, StepError } from "./errors";
 import { appUrlFromEnv } from "./app/http";
 import { loadManifest } from "./proof/manifest";
@@ -13,7 +16,7 @@ import { swapInCopy } from "./storage/swapInCopy";
 
 /** How the database went back, for the message and the result. */
 export interface RolledBack {
-  how: "swapped-in" | "restored";
+  how: "swapped-in" | "restored" | "swap-reversed";
   backupUri: string;
   failedDatabase?: string;
   swapMs?: number;
@@ -30,6 +33,30 @@ export interface RolledBack {
  */
 export async function rollBackAfterFailure(env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<RolledBack> {
   const settings = connectionFromEnv(env);
+  const back = env.VIBES_ROLLBACK_ON_FAILURE === "online" ? await reverseOnlineSwap(settings, env, log) : await backToBackup(settings, env, log);
+  return restartApp(back, env, log);
+}
+
+/**
+ * Online (migrationStrategy online): the app kept writing since the backup, so going back to it
+ * would lose those writes. The swap is reversed instead: the integer columns, kept right by the
+ * triggers, take the ids' names again, every write since included.
+ */
+async function reverseOnlineSwap(settings: ConnectionSettings, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<RolledBack> {
+  return withClient(settings, "rollback (online)", async (client) => {
+    const plan = await readPlan(client, tablesFromEnv(env), { idDefault: env.VIBES_ID_DEFAULT === "none" ? null : env.VIBES_ID_DEFAULT || undefined });
+    const phase = await readPhase(client, plan);
+    if (phase !== "swapped") {
+      throw new StepError(`the online change is ${phase}, not swapped: there is no swap to reverse`,
+        phase === "expanded" ? "the old schema still serves; re-run the deployment, or drop what expand added with vibes-hooks online rollback" : "check the database (vibes-hooks online status)");
+    }
+    log("reversing the online swap: the integer ids take their names back, every write since kept");
+    const reversed = await reverseSwap(client, plan, { log });
+    return { how: "swap-reversed" as const, backupUri: "", swapMs: reversed.holdMs, checks: 0 };
+  });
+}
+
+async function backToBackup(settings: ConnectionSettings, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<RolledBack> {
   let back: RolledBack;
   const swapped = await swapInCopy(settings, env, env.VIBES_BACKUP_SHA256 || undefined, log);
   if ("unavailable" in swapped) {
@@ -43,8 +70,12 @@ export async function rollBackAfterFailure(env: NodeJS.ProcessEnv, log: (m: stri
   } else {
     back = { how: "swapped-in", backupUri: swapped.copy.uri, failedDatabase: swapped.failedDatabase, swapMs: swapped.swapMs, proofMs: swapped.proofMs, checks: swapped.checks.length };
   }
+  return back;
+}
+
+/** The app's sessions went with the schema it ran on: restarted, it serves the one put back. */
+async function restartApp(back: RolledBack, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<RolledBack> {
   if (!env.VIBES_RESTART_COMMAND) return back;
-  // The app's sessions went with the database it ran on: restarted, it serves the one swapped in.
   try {
     await runRestartCommand(env, 300, log);
     back.app = { restarted: true };
@@ -58,6 +89,7 @@ export async function rollBackAfterFailure(env: NodeJS.ProcessEnv, log: (m: stri
 }
 
 export function describe(back: RolledBack): string {
+  if (back.how === "swap-reversed") return `rolled back: the online swap was reversed (${back.swapMs} ms of locks), the integer ids back under their names with every write since`;
   const how = back.how === "swapped-in"
     ? `the verified copy of ${back.backupUri} was swapped in (${back.swapMs} ms)`
     : `${back.backupUri} was restored`;
