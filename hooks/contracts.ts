@@ -216,12 +216,15 @@ export const CONTRACTS = {
         "swap-back: the swap reversed (no write lost); rollback: before the swap, drop what expand added; contract: drop the integer columns and the triggers",
     },
     flags: {
-      "id-default": PROOF["id-default"],
-      "uuid-version": PROOF["uuid-version"],
+      // The same values as migrate's, said for what they do here. Every phase gets the same id default.
+      "id-default": flag("string", "the new ids' default after the swap, which the triggers and the backfill use before it; none: ids made by the app after the swap (gen_random_uuid() before it)",
+        { value: "EXPR", default: PROOF["id-default"].default }),
+      "uuid-version": flag("string", "swap: the version every new id must have in the proof before it: 4, 7 or any", { value: "V", default: PROOF["uuid-version"].default }),
       "batch-size": flag("string", "backfill: keys per batch (default 1000)", { value: "N" }),
       "pause-ms": flag("string", "backfill: pause between batches (default 0); it backs off further while the app waits on locks", { value: "N" }),
-      "lock-timeout-ms": flag("string", "each lock wait of a DDL, a batch or the swap, before it is retried with backoff (default 1000)", { value: "N" }),
-      "lock-attempts": flag("string", "how many times a lock wait is tried before the phase stops, nothing of it applied (default 10)", { value: "N" }),
+      "lock-timeout-ms": flag("string", "the longest one lock wait may take before it is rolled back and retried with backoff (default 1000 for a DDL, 2000 for a backfill batch, " +
+        "200 for the one ACCESS EXCLUSIVE transaction of swap, swap-back, rollback and contract: the app's queries queue behind it)", { value: "N" }),
+      "lock-attempts": flag("string", "how many times a lock wait is tried before the phase stops, the statement waiting rolled back, what came before it kept for a re-run (default 10; 21 for a backfill batch)", { value: "N" }),
     },
     env: ["database"],
     secrets: ["databasePassword"],
@@ -308,8 +311,13 @@ export interface StepResults {
   restore: { uri: string; how: string };
   rollback: { how: string };
   online: {
+    /** Where the change stands after the run (status: now). */
     phase: "initial" | "expanded" | "swapped" | "contracted";
-    /** The longest ACCESS EXCLUSIVE hold of this run's phase, ms (the swap, its reverse, contract). */
+    /** Where it stood before (not with status). */
+    phaseBefore?: "initial" | "expanded" | "swapped" | "contracted";
+    /** What the run did, in a line ("nothing: ..." when the database was already past the phase). */
+    did?: string;
+    /** The longest ACCESS EXCLUSIVE hold of this run's phase, ms (swap, swap-back, rollback, contract; absent when it did nothing). */
     holdMs?: number;
   };
 }

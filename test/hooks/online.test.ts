@@ -4,8 +4,6 @@
 // the uuid keys against those through the integer keys, the schema against the offline
 // migration's, the rollbacks against the state before.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import type { Client } from "pg";
 import type { Check } from "../../common/types";
 import { connect, connectionFromEnv } from "../../hooks/lib/database/connection";
@@ -20,7 +18,7 @@ import { readPhase, readPlan, type OnlinePlan } from "../../hooks/online/plan";
 import { proveBeforeSwap } from "../../hooks/online/proof";
 import { rollback } from "../../hooks/online/rollback";
 import { contract, swap } from "../../hooks/online/swap";
-import { REPO_ROOT } from "../support/hooks";
+import { assertSecretAbsent, runHooks } from "../support/hooks";
 import { getCluster, type PgCluster, type TestDatabase } from "../support/pgCluster";
 
 const SAMPLE = ["users", "journals", "tags", "journal_tags"];
@@ -178,23 +176,20 @@ describe("online id change (hooks/online)", function () {
     const before = await state(c, SAMPLE);
     const plan = await readPlan(c, SAMPLE);
     await expand(c, plan, { log });
-    const child = spawn(process.execPath, ["--no-experimental-strip-types", "-r", "ts-node/register/transpile-only", join(REPO_ROOT, "hooks/online/backfillMain.ts")], {
-      cwd: REPO_ROOT, env: { ...db.env, VIBES_TABLES: SAMPLE.join(","), VIBES_ONLINE_BATCH_SIZE: "10", VIBES_ONLINE_PAUSE_MS: "20" }, stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal === "SIGKILL" ? null : code)));
+    let pid = 0;
+    const killed = runHooks("online", ["backfill", "--batch-size", "10", "--pause-ms", "20"], { ...db.env, VIBES_TABLES: SAMPLE.join(",") }, { onSpawn: (p) => (pid = p) });
     // Killed halfway through the journals' ids.
     for (let i = 0; ; i++) {
       const n = (await c.query("SELECT count(id__uuid)::int AS n FROM journals")).rows[0].n;
       if (n > 100) break;
-      assert.ok(i < 600, `the child backfilled nothing: ${stderr}`);
+      assert.ok(i < 600, "the CLI backfilled nothing");
       await new Promise((r) => setTimeout(r, 50));
     }
-    child.kill("SIGKILL");
-    assert.equal(await exited, null);
-    assert.doesNotMatch(stderr, new RegExp(pg.password.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")));
-    assert.match(stderr, /backfill users ids: \d+ rows written.*rows\/s/);
+    process.kill(pid, "SIGKILL");
+    const res = await killed;
+    assert.deepEqual([res.code, res.json], [-1, null], res.stdout);
+    assertSecretAbsent(res, pg.password);
+    assert.match(res.stderr, /backfill users ids: \d+ rows written.*rows\/s/);
     const left = (await c.query("SELECT count(*) FILTER (WHERE id__uuid IS NULL)::int AS n FROM journals")).rows[0].n;
     assert.ok(left > 0, "killed after the end: nothing left to resume");
     const before2 = (await c.query("SELECT id, id__uuid FROM journals WHERE id__uuid IS NOT NULL")).rows;
