@@ -10,7 +10,7 @@ import { StepRunner } from "../hookCommand";
 
 export interface OnlineSwapArgs {
   steps: StepRunner;
-  migration: Pick<DeployConfig["migration"], "idDefault" | "uuidVersion">;
+  migration: Pick<DeployConfig["migration"], "targetRevision" | "idDefault" | "uuidVersion">;
   backupSha256: pulumi.Input<string>;
 }
 
@@ -24,7 +24,7 @@ export class OnlineSwap extends pulumi.ComponentResource {
     const { result } = args.steps.run(`${name}-swap`, {
       step: "online",
       words: ["swap"],
-      flags: { "id-default": args.migration.idDefault, "uuid-version": args.migration.uuidVersion },
+      flags: { revision: args.migration.targetRevision, "id-default": args.migration.idDefault, "uuid-version": args.migration.uuidVersion },
       backupSha256: args.backupSha256,
     }, { parent: this, dependsOn: opts?.dependsOn });
     // A phase name and a duration hold no secret; the output is secret only because the step got the password.

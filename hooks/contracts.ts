@@ -220,6 +220,7 @@ export const CONTRACTS = {
       "id-default": flag("string", "the new ids' default after the swap, which the triggers and the backfill use before it; none: ids made by the app after the swap (gen_random_uuid() before it)",
         { value: "EXPR", default: PROOF["id-default"].default }),
       "uuid-version": flag("string", "swap: the version every new id must have in the proof before it: 4, 7 or any", { value: "V", default: PROOF["uuid-version"].default }),
+      revision: flag("string", "swap: the revision the swapped schema is (the target), recorded in the version table; a swap-back records the one before again", { value: "REV" }),
       "batch-size": flag("string", "backfill: keys per batch (default 1000)", { value: "N" }),
       "pause-ms": flag("string", "backfill: pause between batches (default 0); it backs off further while the app waits on locks", { value: "N" }),
       "lock-timeout-ms": flag("string", "the longest one lock wait may take before it is rolled back and retried with backoff (default 1000 for a DDL, 2000 for a backfill batch, " +

@@ -6,6 +6,7 @@ import { runRestartCommand, waitHealthy, type Health } from "./app/appRestart";
 import { readPhase, readPlan } from "../online/plan";
 import { reverseSwap } from "../online/swap";
 import { connectionFromEnv, withClient, type ConnectionSettings } from "./database/connection";
+import { recordOnlineSwapBack } from "./database/revision";
 import { tablesFromEnv } from "./database/tables";
 import { errorMessage, StepError } from "./errors";
 import { appUrlFromEnv } from "./app/http";
@@ -52,6 +53,7 @@ async function reverseOnlineSwap(settings: ConnectionSettings, env: NodeJS.Proce
     }
     log("reversing the online swap: the integer ids take their names back, every write since kept");
     const reversed = await reverseSwap(client, plan, { log });
+    await recordOnlineSwapBack(client, log);
     return { how: "swap-reversed" as const, backupUri: "", swapMs: reversed.holdMs, checks: 0 };
   });
 }

@@ -17,6 +17,8 @@ import { quoteIdent, tablesFromEnv } from "../lib/database/tables";
 import { StepError, UsageError, errorMessage } from "../lib/errors";
 import { progress } from "../lib/progress";
 import { proofOptions } from "../lib/proof/proof";
+import { recordOnlineSwap, recordOnlineSwapBack } from "../lib/database/revision";
+import { REVISION_RE } from "../lib/migrationSource";
 import { backfill } from "../online/backfill";
 import { buildConstraints, notReady } from "../online/constraints";
 import type { LockRetryOptions } from "../online/ddl";
@@ -29,6 +31,8 @@ import { contract, reverseSwap, swap } from "../online/swap";
 type Work = Exclude<StepWord<"online">, "status">;
 
 interface Settings {
+  /** swap: the revision to record for the swapped schema. */
+  revision?: string;
   idDefault: string | null;
   uuidVersion: number | null;
   batchSize?: number;
@@ -85,6 +89,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
     if (phase === "status") return await status(client, plan, before, log);
     const rule = RULES[phase];
     if (rule.past.includes(before)) {
+      // A run cut short between its phase and recording the revision finishes that here.
+      if (phase === "swap" && settings.revision) await recordOnlineSwap(client, settings.revision, env.VIBES_MIGRATION_FILES_SHA256 ?? "", log);
+      if (phase === "swap-back" && before === "initial") await recordOnlineSwapBack(client, log);
       log(`${phase}: nothing to do, the database is ${STANDS[before]}`);
       return { phaseBefore: before, phase: before, did: `nothing: the database is already ${before}` };
     }
@@ -94,6 +101,9 @@ export async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       ...(settings.lockAttempts === undefined ? {} : { attempts: settings.lockAttempts }),
     };
     const out = await PHASES[phase]({ client, plan, tables, settings, lock, log });
+    // The schema is the target's now (or the one before, again): the version table says so.
+    if (phase === "swap" && settings.revision) await recordOnlineSwap(client, settings.revision, env.VIBES_MIGRATION_FILES_SHA256 ?? "", log);
+    if (phase === "swap-back") await recordOnlineSwapBack(client, log);
     return { phaseBefore: before, phase: await readPhase(client, plan), ...out };
   } finally {
     await client.end().catch(() => undefined);
@@ -112,7 +122,11 @@ function settingsFrom(values: StepFlags<"online">): Settings {
     }
     return n;
   };
+  if (values.revision !== undefined && !REVISION_RE.test(values.revision)) {
+    throw new UsageError(`online: --revision "${values.revision}" is not a revision id`, "pass the target revision, e.g. --revision 001_uuid_schema_migration");
+  }
   return {
+    revision: values.revision,
     idDefault, uuidVersion,
     batchSize: whole("batch-size", 1, Number.MAX_SAFE_INTEGER, "1000"),
     pauseMs: whole("pause-ms", 0, MAX_MS, "50"),

@@ -207,6 +207,24 @@ describe("vibes-hooks online <phase>", function () {
     await pg.dropDatabase(db.name);
   });
 
+  it("swap --revision records the target in the version table; swap-back records the revision before again", async () => {
+    const db = await pg.createVibesDatabase();
+    const revision = async () => (await pg.query(db.name, "SELECT version_num FROM alembic_version"))[0].version_num;
+    for (const phase of ["expand", "backfill", "constraints"]) await ok(db, phase);
+    const swapped = await ok(db, "swap", "--revision", "001_uuid_schema_migration");
+    assert.equal(swapped.phase, "swapped");
+    assert.equal(await revision(), "001_uuid_schema_migration");
+    // Run again (as after a run cut short before it recorded): still recorded, nothing swapped twice.
+    await ok(db, "swap", "--revision", "001_uuid_schema_migration");
+    assert.equal(await revision(), "001_uuid_schema_migration");
+    await ok(db, "swap-back");
+    assert.equal(await revision(), "0000_initial");
+    const bad = await online(db, ["swap", "--revision", "no such rev!"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.json.error, /--revision "no such rev!" is not a revision id/);
+    await pg.dropDatabase(db.name);
+  });
+
   it("SIGINT during the backfill stops it between batches with the failure JSON saying it resumes; a re-run finishes it", async () => {
     const db = await pg.createVibesDatabase({ users: 200, journalsPerUser: 5 });
     await ok(db, "expand");

@@ -26,7 +26,7 @@ describe("program: migrationStrategy online", function () {
     const create = (name: string) => String(byName(run, name).inputs.create);
     assert.equal(create("online-preparation-expand"), "bin/vibes-hooks online expand --id-default 'gen_random_uuid()'");
     assert.equal(create("online-preparation-backfill"), "bin/vibes-hooks online backfill --id-default 'gen_random_uuid()' --batch-size 1000 --pause-ms 0");
-    assert.equal(create("online-swap-swap"), "bin/vibes-hooks online swap --id-default 'gen_random_uuid()' --uuid-version 4");
+    assert.equal(create("online-swap-swap"), "bin/vibes-hooks online swap --revision 001_uuid_schema_migration --id-default 'gen_random_uuid()' --uuid-version 4");
     for (const [stage, before] of [
       ["online-preparation-expand", "backup-verify-restore"],
       ["online-preparation-backfill", "online-preparation-expand"],

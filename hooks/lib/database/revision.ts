@@ -1,5 +1,6 @@
 import type { Client } from "pg";
 import type { Check } from "../../../common/types";
+import { quoteIdent } from "./tables";
 import type { SchemaSnapshot } from "../proof/schemaSnapshot";
 
 /**
@@ -36,6 +37,8 @@ export interface DeploymentRecord {
   schemas: Record<string, SchemaSnapshot>;
   /** The validation that proved `revision`, against the backup whose dump has this checksum. */
   validation: { backupSha256: string; at: string; checks: Check[] } | null;
+  /** After an online swap: the revision before it, which a swap-back records again. */
+  onlineRevisionBefore?: string | null;
 }
 
 const PREFIX = "vibes-hooks record ";
@@ -79,4 +82,30 @@ export async function canWriteRecord(client: Client): Promise<boolean> {
 export async function recordedMigrationFiles(client: Client, revision: string): Promise<string | null> {
   const record = await readRecord(client);
   return record?.revision === revision ? record.filesSha256 : null;
+}
+
+/**
+ * After an online swap the schema is `revision`'s (the app, preflight and a later offline
+ * deployment read it from the version table): recorded there, with the revision before it kept
+ * in the record for a swap-back. Idempotent; nothing where there is no version table.
+ */
+export async function recordOnlineSwap(client: Client, revision: string, filesSha256: string, log: (msg: string) => void): Promise<void> {
+  const before = await currentRevision(client);
+  if (before === null || before === revision) return;
+  const table = `${quoteIdent(await versionTableSchema(client))}.alembic_version`;
+  await client.query(`UPDATE ${table} SET version_num = $1`, [revision]);
+  const previous = await readRecord(client);
+  await writeRecord(client, { revision, filesSha256, schemas: previous?.schemas ?? {}, validation: null, onlineRevisionBefore: before }, log);
+  log(`revision ${revision} recorded (was ${before})`);
+}
+
+/** After a swap-back: the revision recorded before the swap, recorded again. */
+export async function recordOnlineSwapBack(client: Client, log: (msg: string) => void): Promise<void> {
+  const record = await readRecord(client);
+  const before = record?.onlineRevisionBefore;
+  if (!record || !before) return;
+  const table = `${quoteIdent(await versionTableSchema(client))}.alembic_version`;
+  await client.query(`UPDATE ${table} SET version_num = $1`, [before]);
+  await writeRecord(client, { ...record, revision: before, validation: null, onlineRevisionBefore: null }, log);
+  log(`revision ${before} recorded again`);
 }
