@@ -15,7 +15,8 @@ export interface Edge {
   /**
    * The edge closes a cycle of foreign keys (a self-reference too): across it the parent's
    * identity is its content and the ancestors it reaches without the cycle, so that every
-   * identity is finite.
+   * identity is finite. A self-reference is followed anyway, through its chain of rows (see
+   * fingerprint.ts).
    */
   cyclic: boolean;
 }
