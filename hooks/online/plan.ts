@@ -14,7 +14,7 @@
 //   <col>__uuid_not_null      CHECK (<col>__uuid IS NOT NULL): NOT NULL without a scan at the swap
 //   <schema>.<table>__uuid_sync()  the trigger function (and trigger name) keeping both in step
 import type { Client } from "pg";
-import { readDataModel } from "../lib/dataModel";
+import { readDataModel } from "../lib/database/dataModel";
 import { StepError } from "../lib/errors";
 import { quoteIdent, quoteTable, tableOids, uncoveredReferencingTables, uncoveredProblem } from "../lib/database/tables";
 

@@ -9,8 +9,8 @@
 //     relationships as then (captureState / compareState), so the backfill changed nothing else.
 import type { Client } from "pg";
 import type { Check } from "../../common/types";
-import { readDataModel, type DataModel } from "../lib/dataModel";
-import { fingerprintTable } from "../lib/fingerprint";
+import { readDataModel, type DataModel } from "../lib/database/dataModel";
+import { fingerprintTable } from "../lib/proof/fingerprint";
 import { captureState, compareState, fingerprintSession, type DatabaseState } from "../lib/proof/manifest";
 import { quoteIdent } from "../lib/database/tables";
 import { INT, UUID, readPhase, uuidName, type OnlinePlan } from "./plan";

@@ -4,7 +4,7 @@ import type { Client } from "pg";
 import { parseStep } from "../lib/args";
 import { connect, connectionFromEnv } from "../lib/database/connection";
 import { StepError, UsageError } from "../lib/errors";
-import { readColumnTypes, readDataModel } from "../lib/dataModel";
+import { readColumnTypes, readDataModel } from "../lib/database/dataModel";
 import { quoteIdent, quoteTable, tableOids, tablesFromEnv } from "../lib/database/tables";
 
 type Row = Record<string, unknown>;

@@ -7,7 +7,7 @@
 import type { Client } from "pg";
 import { setSessionSettings, withClient, type ConnectionSettings } from "../database/connection";
 import { errorMessage } from "../errors";
-import { rowHashesSql } from "../fingerprint";
+import { rowHashesSql } from "./fingerprint";
 import type { Check } from "../../../common/types";
 import { fingerprintSession, type Manifest } from "./manifest";
 import { withRestoredScratch } from "../database/scratchRestore";

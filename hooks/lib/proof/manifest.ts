@@ -4,9 +4,9 @@
 import type { Client } from "pg";
 import type { Check } from "../../../common/types";
 import { setSessionSettings } from "../database/connection";
-import { readColumnTypes, readDataModel, type DataModel, type TableModel } from "../dataModel";
+import { readColumnTypes, readDataModel, type DataModel, type TableModel } from "../database/dataModel";
 import { StepError } from "../errors";
-import { fingerprintTable, type TableData } from "../fingerprint";
+import { fingerprintTable, type TableData } from "./fingerprint";
 import { serverMajor } from "../database/pgTools";
 import { readSchemaSnapshot, type SchemaSnapshot } from "./schemaSnapshot";
 import { openReader } from "../storage/storage";

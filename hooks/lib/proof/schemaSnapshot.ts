@@ -9,7 +9,7 @@
 // a constraint's internal triggers (named after OIDs: they are known by their constraint).
 import type { Client } from "pg";
 import type { Check } from "../../../common/types";
-import { byCodePoint } from "../dataModel";
+import { byCodePoint } from "../database/dataModel";
 import { quoteIdent, quoteTable } from "../database/tables";
 
 export interface SequenceSchema {

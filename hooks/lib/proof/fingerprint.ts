@@ -15,8 +15,8 @@
 //                  imply equal relationships and orphans, so that pass needs no joins.
 import { createHash } from "node:crypto";
 import type { Client } from "pg";
-import type { DataModel, Edge, TableModel } from "./dataModel";
-import { quoteIdent, quoteTable } from "./database/tables";
+import type { DataModel, Edge, TableModel } from "../database/dataModel";
+import { quoteIdent, quoteTable } from "../database/tables";
 
 export interface TableData {
   rows: number;
