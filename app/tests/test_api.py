@@ -98,6 +98,20 @@ def test_serves_integer_ids_then_uuids_after_migration(app, fresh_db):
     assert metrics["requests"] > 0 and set(metrics["row_counts"]) == set(support.TABLES)
 
 
+def test_updates_a_journal_title_content_and_tags_owner_only(app):
+    http = app.http
+    _, auth = app.signup("writer@example.test")
+    _, other = app.signup("reader@example.test")
+    made = http.post("/api/v1/journals", headers=auth, json={"title": "Draft", "content": "a", "tags": ["calm", "old-tag"]}).json()
+    changed = http.put(f"/api/v1/journals/{made['id']}", headers=auth, json={"title": "Final", "content": "b", "tags": ["calm", "fresh-tag"]})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["id"], body["title"], body["content"], body["tags"]) == (made["id"], "Final", "b", ["calm", "fresh-tag"])
+    assert http.get(f"/api/v1/journals/{made['id']}", headers=auth).json()["tags"] == ["calm", "fresh-tag"]
+    assert http.put(f"/api/v1/journals/{made['id']}", headers=other, json={"title": "x", "content": "y"}).status_code == 404
+    assert http.put("/api/v1/journals/not-a-number", headers=auth, json={"title": "x", "content": "y"}).status_code == 422
+
+
 def test_maintenance_blocks_writes_and_survives_restart(app):
     http, admin = app.http, {"X-Admin-Token": ADMIN_TOKEN}
     assert http.post("/admin/maintenance/enable").status_code == 401

@@ -362,7 +362,12 @@ def _insert_journal(conn: Connection, user, body: JournalIn) -> dict:
         ),
         {"uid": user["id"], "title": body.title, "content": body.content},
     ).mappings().one()
-    names = sorted(set(body.tags))
+    _link_tags(conn, row["id"], body.tags)
+    return journal_json(conn, row)
+
+
+def _link_tags(conn: Connection, journal_id, tags: List[str]) -> None:
+    names = sorted(set(tags))
     if names:
         conn.execute(
             text("INSERT INTO tags (name) SELECT unnest(CAST(:names AS text[])) ON CONFLICT (name) DO NOTHING"),
@@ -373,9 +378,8 @@ def _insert_journal(conn: Connection, user, body: JournalIn) -> dict:
                 "INSERT INTO journal_tags (journal_id, tag_id)"
                 " SELECT :jid, id FROM tags WHERE name = ANY(:names)"
             ),
-            {"jid": row["id"], "names": names},
+            {"jid": journal_id, "names": names},
         )
-    return journal_json(conn, row)
 
 
 @app.get("/api/v1/journals")
@@ -402,4 +406,23 @@ def get_journal(journal_id: str, subject: str = Depends(bearer_subject)):
         ).mappings().first()
         if row is None:
             raise HTTPException(404, "journal not found")
+        return journal_json(conn, row)
+
+
+@app.put("/api/v1/journals/{journal_id}")
+def update_journal(journal_id: str, body: JournalIn, subject: str = Depends(bearer_subject)):
+    # Title, content and the whole tag set replaced: the journal as the body gives it.
+    with engine.begin() as conn:
+        user = current_user(conn, subject)
+        row = conn.execute(
+            text(
+                "UPDATE journals SET title = :title, content = :content WHERE id = :id AND user_id = :uid"
+                " RETURNING id, user_id, title, content, created_at"
+            ),
+            {"id": path_id(journal_id, conn), "uid": user["id"], "title": body.title, "content": body.content},
+        ).mappings().first()
+        if row is None:
+            raise HTTPException(404, "journal not found")
+        conn.execute(text("DELETE FROM journal_tags WHERE journal_id = :id"), {"id": row["id"]})
+        _link_tags(conn, row["id"], body.tags)
         return journal_json(conn, row)
