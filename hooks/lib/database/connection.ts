@@ -1,16 +1,11 @@
 import { readFileSync } from "node:fs";
 import { Client, type ClientConfig } from "pg";
-import { DatabaseUrlError, parseDatabaseUrl, SSL_MODES } from "../../../common/databaseUrl";
+import { DatabaseUrlError, parseDatabaseUrl, SSL_MODES, type DatabaseUrl } from "../../../common/databaseUrl";
 import { StepError } from "../errors";
 
-export interface ConnectionSettings {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  /** Secret: never log it, never pass it in process arguments (see childEnv.ts). */
-  password?: string;
-  sslmode?: string;
+/** Where and as whom to connect: the database URL's parts (the password a secret: never log it,
+ * never pass it in process arguments, see childEnv.ts), and the CA bundle. */
+export interface ConnectionSettings extends DatabaseUrl {
   /** CA bundle for verify-ca / verify-full (PGSSLROOTCERT, e.g. AWS's RDS bundle); libpq
    * children read the same variable. Without it Node's default CAs are used. */
   sslRootCert?: string;
