@@ -63,7 +63,9 @@ export async function buildConstraints(client: Client, plan: OnlinePlan, opts: C
       const parent = plan.tables.find((p) => p.table === fk.parent)!;
       const name = fk.constraint + UUID;
       const definition = `FOREIGN KEY (${q(uuidName(fk.column))}) REFERENCES ${parent.sql} (${q(uuidName(fk.parentColumn))}) ${fk.actions}`;
-      if (await addNotValid(client, t, name, definition, opts)) made.push(name);
+      // The parent locked first, as the app writes (a parent, then its children): ADD FOREIGN KEY
+      // takes the child then the parent, and deadlocked with the app's writes in the bench.
+      if (await addNotValid(client, t, name, definition, opts, [`LOCK TABLE ${parent.sql} IN SHARE ROW EXCLUSIVE MODE`])) made.push(name);
     }
   }
   log(`indexes and constraints: done (${made.length} made)`);
@@ -71,13 +73,13 @@ export async function buildConstraints(client: Client, plan: OnlinePlan, opts: C
 }
 
 /** ADD CONSTRAINT ... NOT VALID when missing (a short lock), then VALIDATE when not validated. */
-async function addNotValid(client: Client, t: TablePlan, name: string, definition: string, opts: ConstraintOptions): Promise<boolean> {
+async function addNotValid(client: Client, t: TablePlan, name: string, definition: string, opts: ConstraintOptions, lockFirst: string[] = []): Promise<boolean> {
   const log = opts.log ?? (() => undefined);
   const state = async () => (await client.query("SELECT convalidated AS v FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2", [t.sql, name])).rows[0]?.v as boolean | undefined;
   let now = await state();
   const added = now === undefined;
   if (added) {
-    await ddl(client, `constraint ${name} on ${t.table}`, [`ALTER TABLE ${t.sql} ADD CONSTRAINT ${q(name)} ${definition} NOT VALID`], { ...opts, log });
+    await ddl(client, `constraint ${name} on ${t.table}`, [...lockFirst, `ALTER TABLE ${t.sql} ADD CONSTRAINT ${q(name)} ${definition} NOT VALID`], { ...opts, log });
     now = false;
   }
   if (!now) {
