@@ -11,6 +11,17 @@ import { getCluster, type PgCluster, type TestDatabase } from "../support/pgClus
  * their tags, their owners or a comment between them keeps every count and every row's own
  * content, and a fingerprint one level deep would see nothing.
  */
+/** The state of `tables` with `change` made and undone again (a transaction rolled back). */
+async function stateWithChange(client: Client, tables: string[], change: string, reference: DatabaseState): Promise<DatabaseState> {
+  await client.query("BEGIN");
+  try {
+    await client.query(change);
+    return await captureState(client, tables, { reference });
+  } finally {
+    await client.query("ROLLBACK");
+  }
+}
+
 describe("relationship fingerprints: ancestors, transitively", function () {
   this.timeout(60_000);
   let pg: PgCluster;
@@ -43,15 +54,7 @@ describe("relationship fingerprints: ancestors, transitively", function () {
     await pg.dropDatabase(db.name);
   });
 
-  async function withChange(change: string, reference: DatabaseState): Promise<DatabaseState> {
-    await client.query("BEGIN");
-    try {
-      await client.query(change);
-      return await captureState(client, TABLES, { reference });
-    } finally {
-      await client.query("ROLLBACK");
-    }
-  }
+  const withChange = (change: string, reference: DatabaseState) => stateWithChange(client, TABLES, change, reference);
   const failed = (before: DatabaseState, after: DatabaseState, ids = false) =>
     compareState(before, after, { ids }).filter((c) => !c.ok).map((c) => c.name);
 
@@ -140,15 +143,7 @@ describe("relationship fingerprints: self-references, to the end of the chain", 
     await pg.dropDatabase(db.name);
   });
 
-  async function withChange(change: string, reference: DatabaseState): Promise<DatabaseState> {
-    await client.query("BEGIN");
-    try {
-      await client.query(change);
-      return await captureState(client, TABLES, { reference });
-    } finally {
-      await client.query("ROLLBACK");
-    }
-  }
+  const withChange = (change: string, reference: DatabaseState) => stateWithChange(client, TABLES, change, reference);
   const failed = (before: DatabaseState, after: DatabaseState) =>
     compareState(before, after, { ids: false }).filter((c) => !c.ok).map((c) => c.name);
 
