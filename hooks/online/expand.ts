@@ -16,12 +16,35 @@
 import type { Client } from "pg";
 import { quoteIdent } from "../lib/database/tables";
 import { ddl, type LockRetryOptions } from "./ddl";
-import { intName, newIdExpression, readPhase, uuidName, type OnlinePlan, type TablePlan } from "./plan";
+import { intName, newIdExpression, readPhase, uuidName, type ForeignKeyPlan, type OnlinePlan, type TablePlan } from "./plan";
 
 const q = quoteIdent;
 
 function tableOf(plan: OnlinePlan, table: string): TablePlan {
   return plan.tables.find((t) => t.table === table)!;
+}
+
+/**
+ * The block that keeps one foreign key's other side right: on insert, and when the written side
+ * changes, `target(column)` is the parent's `target(parentColumn)` looked up through the written
+ * value (NULL follows NULL; a row referencing itself takes its own). `missing` runs when the
+ * parent has none yet, with the value found in `variable`.
+ */
+function syncForeignKey(plan: OnlinePlan, t: TablePlan, fk: ForeignKeyPlan, target: (column: string) => string, variable: "vu" | "vi", missing = ""): string {
+  const parent = tableOf(plan, fk.parent);
+  const [col, newCol, pid, pnew] = [q(fk.column), q(target(fk.column)), q(fk.parentColumn), q(target(fk.parentColumn))];
+  return `
+  IF TG_OP = 'INSERT' THEN changed := true; ELSE changed := NEW.${col} IS DISTINCT FROM OLD.${col}; END IF;
+  IF changed THEN
+    IF NEW.${col} IS NULL THEN
+      NEW.${newCol} := NULL;${fk.parent === t.table ? `
+    ELSIF NEW.${col} = NEW.${q(t.id!)} THEN
+      NEW.${newCol} := NEW.${q(target(t.id!))};` : ""}
+    ELSE
+      SELECT p.${pnew} INTO ${variable} FROM ${parent.sql} p WHERE p.${pid} = NEW.${col};${missing}
+      NEW.${newCol} := ${variable};
+    END IF;
+  END IF;`;
 }
 
 /** The trigger function of the expand phase (integer columns written by the app). */
@@ -30,24 +53,13 @@ export function expandFunction(plan: OnlinePlan, t: TablePlan): string {
   if (t.id) body.push(`IF NEW.${q(uuidName(t.id))} IS NULL THEN NEW.${q(uuidName(t.id))} := ${newIdExpression(plan)}; END IF;`);
   for (const fk of t.foreignKeys) {
     const parent = tableOf(plan, fk.parent);
-    const [col, newCol, pid, pnew] = [q(fk.column), q(uuidName(fk.column)), q(fk.parentColumn), q(uuidName(fk.parentColumn))];
-    body.push(`
-  IF TG_OP = 'INSERT' THEN changed := true; ELSE changed := NEW.${col} IS DISTINCT FROM OLD.${col}; END IF;
-  IF changed THEN
-    IF NEW.${col} IS NULL THEN
-      NEW.${newCol} := NULL;${fk.parent === t.table ? `
-    ELSIF NEW.${col} = NEW.${q(t.id!)} THEN
-      NEW.${newCol} := NEW.${q(uuidName(t.id!))};` : ""}
-    ELSE
-      SELECT p.${pnew} INTO vu FROM ${parent.sql} p WHERE p.${pid} = NEW.${col};
+    const [col, pid, pnew] = [q(fk.column), q(fk.parentColumn), q(uuidName(fk.parentColumn))];
+    body.push(syncForeignKey(plan, t, fk, uuidName, "vu", `
       IF vu IS NULL THEN
         -- The parent is not backfilled yet: it gets its new id now.
         UPDATE ${parent.sql} p SET ${pnew} = ${newIdExpression(plan)} WHERE p.${pid} = NEW.${col} AND p.${pnew} IS NULL RETURNING p.${pnew} INTO vu;
         IF vu IS NULL THEN SELECT p.${pnew} INTO vu FROM ${parent.sql} p WHERE p.${pid} = NEW.${col}; END IF;
-      END IF;
-      NEW.${newCol} := vu;
-    END IF;
-  END IF;`);
+      END IF;`));
   }
   return functionSql(t, body);
 }
@@ -55,24 +67,7 @@ export function expandFunction(plan: OnlinePlan, t: TablePlan): string {
 /** The trigger function after the swap: the uuid columns written by the app, the integer foreign
  * keys kept right for a rollback (the swap reversed). */
 export function swappedFunction(plan: OnlinePlan, t: TablePlan): string {
-  const body: string[] = [];
-  for (const fk of t.foreignKeys) {
-    const parent = tableOf(plan, fk.parent);
-    const [col, intCol, pid, pint] = [q(fk.column), q(intName(fk.column)), q(fk.parentColumn), q(intName(fk.parentColumn))];
-    body.push(`
-  IF TG_OP = 'INSERT' THEN changed := true; ELSE changed := NEW.${col} IS DISTINCT FROM OLD.${col}; END IF;
-  IF changed THEN
-    IF NEW.${col} IS NULL THEN
-      NEW.${intCol} := NULL;${fk.parent === t.table ? `
-    ELSIF NEW.${col} = NEW.${q(t.id!)} THEN
-      NEW.${intCol} := NEW.${q(intName(t.id!))};` : ""}
-    ELSE
-      SELECT p.${pint} INTO vi FROM ${parent.sql} p WHERE p.${pid} = NEW.${col};
-      NEW.${intCol} := vi;
-    END IF;
-  END IF;`);
-  }
-  return functionSql(t, body);
+  return functionSql(t, t.foreignKeys.map((fk) => syncForeignKey(plan, t, fk, intName, "vi")));
 }
 
 function functionSql(t: TablePlan, body: string[]): string {
